@@ -1,0 +1,1 @@
+"""One module per app: ARGUMENTS and nodes(args) (see dexndm.graph)."""

@@ -1,0 +1,28 @@
+"""Plain-module tests of the graph description shared by launch files and the CLI."""
+import pytest
+
+from dexndm import graph
+
+
+def test_parse_assignments():
+    assert graph.parse_assignments(["axis:=z", "duration:=10", "wrist:=0,0,0,1"]) == {
+        "axis": "z", "duration": "10", "wrist": "0,0,0,1"}
+    with pytest.raises(graph.ArgumentError):
+        graph.parse_assignments(["axis=z"])
+
+
+def test_resolve_arguments_overlays_defaults_and_names_the_valid_ones():
+    app = graph.load_app("selfcheck")
+    assert graph.resolve_arguments(app, {"count": "3"})["count"] == "3"
+    with pytest.raises(graph.ArgumentError, match="valid: count, timeout"):
+        graph.resolve_arguments(app, {"cnt": "3"})
+
+
+def test_typed_argument_readers():
+    assert graph.as_bool("True", "x") is True and graph.as_bool("off", "x") is False
+    with pytest.raises(graph.ArgumentError):
+        graph.as_bool("maybe", "x")
+    assert graph.as_float("0.5", "x") == 0.5
+    for bad in ("fast", "nan", "inf"):
+        with pytest.raises(graph.ArgumentError):
+            graph.as_float(bad, "x")

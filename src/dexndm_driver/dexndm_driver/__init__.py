@@ -1,0 +1,1 @@
+"""LEAP hand driver: Dynamixel, emulated-bus and simulated backends behind one hand_driver node."""

@@ -1,0 +1,1 @@
+"""Observation contract, ONNX runtime and the rotation policy node (generalist + residual)."""

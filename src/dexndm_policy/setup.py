@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+PACKAGE = "dexndm_policy"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
+        ("share/" + PACKAGE, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="DexNDM developers",
+    maintainer_email="dexndm@example.org",
+    description="Observation contract, ONNX runtime and the rotation policy node (generalist + residual).",
+    license="Apache-2.0",
+    entry_points={"console_scripts": []},
+)

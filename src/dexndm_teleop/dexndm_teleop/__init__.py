@@ -1,0 +1,1 @@
+"""Quest 3 WebXR teleoperation: server, page, arm and axis mapping, teleop node."""

@@ -1,0 +1,1 @@
+"""DexNDM offline training pipeline (simulation, learning, export, evaluation); no rclpy."""

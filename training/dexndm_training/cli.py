@@ -1,0 +1,19 @@
+"""`dexndm-train`: the training pipeline's command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dexndm-train", description=__doc__)
+    parser.add_subparsers(dest="command", metavar="COMMAND")
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
