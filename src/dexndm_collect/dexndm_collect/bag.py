@@ -217,7 +217,7 @@ class EpisodeBagWriter:
             entry = self._describe_file(tmp_file, index, info or {})
             os.replace(tmp_file, final)
             _fsync_path(self.out)
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+            shutil.rmtree(tmp_dir.parent, ignore_errors=True)
         except OSError as err:
             self._raise_io(err)
         self.manifest["episodes"].append(entry)
@@ -234,7 +234,7 @@ class EpisodeBagWriter:
             writer.abort()
         except Exception:  # noqa: BLE001 - the partial file is removed below either way
             pass
-        shutil.rmtree(writer.path, ignore_errors=True)
+        shutil.rmtree(writer.path.parent, ignore_errors=True)
         self.manifest["discarded"].append({"name": episode_file_name(index), "reason": reason,
                                            "discarded_unix": time.time()})
         try:
@@ -289,7 +289,7 @@ class EpisodeBagWriter:
             "topics_with_message_count": [
                 {"topic_metadata": {"name": t, "type": ty, "serialization_format": "cdr",
                                     "offered_qos_profiles": [],
-                                    "type_description_hash": digests.get(t, self.store.hash_rihs01(ty))},
+                                    "type_description_hash": digests.get(t) or self.store.hash_rihs01(ty)},
                  "message_count": totals[t]}
                 for t, ty in TOPICS.items()
             ],
