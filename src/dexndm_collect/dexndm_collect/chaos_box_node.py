@@ -45,7 +45,6 @@ class ChaosBoxNode(Node):
         self.goal_handle = None
         self.bar = None
         self.cancel_requested = False
-        self._reported = -1
         io = MutuallyExclusiveCallbackGroup()
         self.cmd_pub = self.create_publisher(HandCommand, bag.COMMAND_TOPIC, RELIABLE)
         self.event_pub = self.create_publisher(EpisodeEvent, bag.EPISODE_TOPIC, RELIABLE)
@@ -91,7 +90,7 @@ class ChaosBoxNode(Node):
         with self.lock:
             self.run = CollectionRun(writer, source, int(cfg["episodes"]), self, wrist_label=cfg["wrist"],
                                      reset_steps=self.p["reset_steps"], settle_steps=self.p["settle_steps"],
-                                     state_timeout=self.p["state_timeout"])
+                                     state_timeout=self.p["state_timeout"], on_progress=self.on_progress)
         if self.run.discarded:
             self.get_logger().warn(f"discarded partial episode(s) from an interrupted run: {self.run.discarded}")
         self.get_logger().info(f"collecting into {writer.out}: episode {self.run.index}, "
@@ -126,18 +125,18 @@ class ChaosBoxNode(Node):
         run.check_timeout()
         if self.cancel_requested:
             run.fail("canceled by the action client")
-        p = run.progress()
-        if p.completed != self._reported:
-            self._reported = p.completed
-            if self.bar is not None:
-                self.bar.update(p.completed - self.bar.n)
-                self.bar.set_postfix(transitions=p.transitions, ep_per_min=f"{p.episodes_per_minute:.1f}")
-            if self.goal_handle is not None:
-                self.goal_handle.publish_feedback(CollectEpisodes.Feedback(
-                    episode=p.episode, episodes_total=p.episodes_total, step=p.step, transitions=p.transitions,
-                    episodes_per_minute=p.episodes_per_minute, eta_s=min(p.eta_s, 1e12)))
         if run.done and self.p["start_on_launch"] and not self.finished.is_set():
             self._finish(run)
+
+    def on_progress(self, p):
+        """After each episode: the progress bar and the action feedback."""
+        if self.bar is not None:
+            self.bar.update(p.completed - self.bar.n)
+            self.bar.set_postfix(transitions=p.transitions, ep_per_min=f"{p.episodes_per_minute:.1f}")
+        if self.goal_handle is not None:
+            self.goal_handle.publish_feedback(CollectEpisodes.Feedback(
+                episode=p.episode, episodes_total=p.episodes_total, step=p.step, transitions=p.transitions,
+                episodes_per_minute=p.episodes_per_minute, eta_s=min(p.eta_s, 1e12)))
 
     def _finish(self, run):
         if self.bar is not None:
@@ -159,7 +158,7 @@ class ChaosBoxNode(Node):
                    source_path=g.source_path or self.p["source_path"], wrist=g.wrist or self.p["wrist"], seed=g.seed)
         cfg["noise_sigma"] = g.noise_sigma if g.noise_sigma >= 0 else self.p["noise_sigma"]
         cfg["noise_probability"] = g.noise_probability if g.noise_probability >= 0 else self.p["noise_probability"]
-        self._reported, self.goal_handle, self.cancel_requested = -1, goal_handle, False
+        self.goal_handle, self.cancel_requested = goal_handle, False
         try:
             run = self.start(cfg)
         except (SourceError, bag.BagError) as err:
@@ -168,7 +167,6 @@ class ChaosBoxNode(Node):
         while not run.done:
             self.cancel_requested = goal_handle.is_cancel_requested
             threading.Event().wait(0.1)
-        self.on_tick()
         self.goal_handle = None
         result = CollectEpisodes.Result(success=not run.failure, message=run.failure or "ok",
                                         bag_path=str(run.writer.out.resolve()), episodes_completed=run.completed,

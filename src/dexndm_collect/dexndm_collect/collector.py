@@ -52,11 +52,12 @@ class CollectionRun:
 
     def __init__(self, writer: bag.EpisodeBagWriter, source: ReplaySource, episodes: int, outputs: Outputs,
                  wrist_label: str = "", reset_steps: int = 20, settle_steps: int = 10, state_timeout: float = 5.0,
-                 clock=time.monotonic, wall_ns=time.time_ns):
+                 clock=time.monotonic, wall_ns=time.time_ns, on_progress=None):
         self.writer, self.source, self.outputs = writer, source, outputs
         self.episodes_total, self.wrist_label = int(episodes), wrist_label
         self.steps, self.reset_steps, self.settle_steps = source.steps, max(1, reset_steps), max(0, settle_steps)
         self.state_timeout, self.clock, self.wall_ns = state_timeout, clock, wall_ns
+        self.on_progress = on_progress or (lambda progress: None)
         report = writer.open()
         self.discarded = report.discarded
         self.completed = len(report.completed)
@@ -153,6 +154,7 @@ class CollectionRun:
         self.index += 1
         self._phase, self._targets, self._k = "reset", None, 0
         self.done = self.completed >= self.episodes_total
+        self.on_progress(self.progress())
 
     def _send(self, target: np.ndarray, stamp_ns: int, record: bool = True) -> None:
         data = self.outputs.command(target, stamp_ns)
