@@ -8,7 +8,7 @@ dropped and reported).
 A transition is (q_t, a_t) -> q_{t+1}: each HandCommand is paired with the JointState it answers
 (``state_stamp == header.stamp``) and with the state that followed it. Broken transitions are dropped
 and counted by reason: a command answering no recorded state, a second command for one state, no next
-state, a skipped tick (the next state more than 1.5 control periods later), NaN/inf values. Rows stay
+state, a skipped tick (the next state more than 1.5 nominal control periods, 75 ms, later), NaN/inf values. Rows stay
 contiguous in time: an episode with drops is split into segments, each a dataset episode
 (success = the whole episode survived intact).
 """
@@ -95,7 +95,7 @@ def pair_transitions(states: dict[int, np.ndarray], commands: list[tuple[int, np
                      dropped: Counter) -> list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """Segments of contiguous (q_t, a_t, q_{t+1}) triples; drops counted by reason into `dropped`."""
     stamps = np.array(sorted(states), dtype=np.int64)
-    period = float(np.median(np.diff(stamps))) if len(stamps) > 1 else hand.CONTROL_DT * 1e9
+    period = hand.CONTROL_DT * 1e9  # nominal: lockstep runs faster than real time never skip by less
     segments, seg, answered, last_next = [], [], set(), None
     for stamp, target in commands:
         reason = None

@@ -115,7 +115,7 @@ class ChaosBoxNode(Node):
         self._record("/diagnostics", raw)
         errors = [s for s in deserialize_message(raw, DiagnosticArray).status
                   if s.level == DiagnosticStatus.ERROR]
-        if errors and self.run is not None:
+        if errors and self.run is not None and self.run.started:  # the driver is up: an error now is a fault
             self.run.fail("driver fault: " + "; ".join(f"{s.name}: {s.message}" for s in errors))
 
     def on_tick(self):

@@ -75,6 +75,11 @@ class CollectionRun:
         self._targets: np.ndarray | None = None
         self._reset_from: np.ndarray | None = None
 
+    @property
+    def started(self) -> bool:
+        """A joint state has arrived: the driver is up."""
+        return self._last_state_t is not None
+
     # ---- inputs ---------------------------------------------------------------------------------
     def on_state(self, q: np.ndarray, stamp_ns: int, raw: bytes) -> None:
         """One joint state (rad [16], header stamp ns, its CDR bytes): record it and answer it."""

@@ -62,7 +62,7 @@ def main():
                 wrist_pub.publish(w)
                 level = DiagnosticStatus.ERROR if 0 <= args.error_after <= tick else DiagnosticStatus.OK
                 diag_pub.publish(DiagnosticArray(header=msg.header, status=[
-                    DiagnosticStatus(level=level, name="leap_hand: bus", message="servo 3 overload" if level else "ok")]))
+                    DiagnosticStatus(level=level, name="leap_hand: bus", message="servo 3 overload" if level == DiagnosticStatus.ERROR else "ok")]))
             deadline = node.get_clock().now().nanoseconds + args.command_timeout * 1e9
             while not answered.is_set() and node.get_clock().now().nanoseconds < deadline:
                 executor.spin_once(timeout_sec=0.01)
