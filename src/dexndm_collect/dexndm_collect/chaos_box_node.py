@@ -1,7 +1,7 @@
 """chaos_box: replays targets to the hand in lockstep with its joint states and records episodes to rosbag2.
 
 Goals arrive on the action /dexndm/collect/run (CollectEpisodes), or from parameters when
-`start_on_launch` is true (unattended runs; `exit_when_done` ends the process with the summary line).
+`start_on_launch` is true (unattended runs; `exit_when_done` ends the process after the summary line).
 The logic lives in `collector.CollectionRun`; this node only wires it to topics.
 """
 from __future__ import annotations
@@ -21,50 +21,43 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import JointState
 
-from dexndm_collect import bag
-from dexndm_collect.collector import CollectionRun
-from dexndm_collect.sources import ReplaySource, SourceError
+from dexndm_collect import bag, collector
+from dexndm_collect.sources import SourceError
 from dexndm_msgs.action import CollectEpisodes
 from dexndm_msgs.msg import EpisodeEvent, HandCommand
 
-PARAMETERS = dict(output_dir="", episodes=1, source="sine", source_path="", noise_sigma=0.01,
-                  noise_probability=0.5, wrist="palm_up", seed=0, steps=400, reset_steps=20, settle_steps=10,
-                  state_timeout=5.0, min_free_mb=200.0, start_on_launch=False, exit_when_done=False,
-                  progress_bar=False)
+PARAMETERS = dict(collector.DEFAULTS, start_on_launch=False, exit_when_done=False, progress_bar=False)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+WRIST_TOPIC = "/dexndm/wrist_orientation"
 
 
 class ChaosBoxNode(Node):
     def __init__(self):
         super().__init__("chaos_box")
         self.p = {name: self.declare_parameter(name, value).value for name, value in PARAMETERS.items()}
-        self.run: CollectionRun | None = None
-        self.lock = threading.Lock()
-        self.finished = threading.Event()
-        self.exit_code = 0
-        self.goal_handle = None
-        self.bar = None
-        self.cancel_requested = False
+        self.run: collector.CollectionRun | None = None
+        self.finished, self.exit_code = threading.Event(), 0
+        self.goal_handle, self.cancel_requested, self.bar = None, False, None
         io = MutuallyExclusiveCallbackGroup()
         self.cmd_pub = self.create_publisher(HandCommand, bag.COMMAND_TOPIC, RELIABLE)
         self.event_pub = self.create_publisher(EpisodeEvent, bag.EPISODE_TOPIC, RELIABLE)
         self.create_subscription(JointState, bag.STATE_TOPIC, self.on_state, RELIABLE, raw=True, callback_group=io)
-        self.create_subscription(QuaternionStamped, "/dexndm/wrist_orientation",
-                                 lambda raw: self._record("/dexndm/wrist_orientation", raw), 10, raw=True,
+        self.create_subscription(QuaternionStamped, WRIST_TOPIC, lambda raw: self._record(WRIST_TOPIC, raw),
+                                 RELIABLE, raw=True, callback_group=io)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, RELIABLE, raw=True,
                                  callback_group=io)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, 10, raw=True, callback_group=io)
         self.create_timer(0.2, self.on_tick, callback_group=io)
         ActionServer(self, CollectEpisodes, "/dexndm/collect/run", self.execute, goal_callback=self.on_goal,
                      cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=ReentrantCallbackGroup())
         if self.p["start_on_launch"]:
             try:
-                self.start(dict(self.p))
+                self.start(self.p)
             except (SourceError, bag.BagError) as err:
                 self.get_logger().error(str(err))
                 self.exit_code = 2
                 self.finished.set()
 
-    # ---- Outputs for CollectionRun --------------------------------------------------------------
+    # ---- collector.Outputs ----------------------------------------------------------------------
     def command(self, target, state_stamp_ns):
         msg = HandCommand(position=[float(x) for x in target])
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -80,26 +73,17 @@ class ChaosBoxNode(Node):
         return serialize_message(msg)
 
     # ---- runs -----------------------------------------------------------------------------------
-    def start(self, cfg: dict) -> CollectionRun:
-        if not cfg["output_dir"]:
-            raise bag.BagError("output_dir is empty: name a directory for the bag")
-        source = ReplaySource(cfg["source"], steps=int(cfg["steps"]), seed=int(cfg["seed"]),
-                              noise_sigma=float(cfg["noise_sigma"]), noise_probability=float(cfg["noise_probability"]),
-                              path=cfg["source_path"], wrist=cfg["wrist"] if cfg["source"] == "sim_rollouts" else "")
-        writer = bag.EpisodeBagWriter(cfg["output_dir"], min_free_mb=float(self.p["min_free_mb"]))
-        with self.lock:
-            self.run = CollectionRun(writer, source, int(cfg["episodes"]), self, wrist_label=cfg["wrist"],
-                                     reset_steps=self.p["reset_steps"], settle_steps=self.p["settle_steps"],
-                                     state_timeout=self.p["state_timeout"], on_progress=self.on_progress)
-        if self.run.discarded:
-            self.get_logger().warn(f"discarded partial episode(s) from an interrupted run: {self.run.discarded}")
-        self.get_logger().info(f"collecting into {writer.out}: episode {self.run.index}, "
-                               f"{self.run.completed}/{self.run.episodes_total} done")
+    def start(self, cfg: dict) -> collector.CollectionRun:
+        self.run = run = collector.make_run(cfg, self, on_progress=self.on_progress)
+        if run.discarded:
+            self.get_logger().warn(f"discarded partial episode(s) from an interrupted run: {run.discarded}")
+        self.get_logger().info(f"collecting into {run.writer.out}: next episode {run.index}, "
+                               f"{run.completed}/{run.episodes_total} done")
         if self.p["progress_bar"]:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.run.episodes_total, initial=self.run.completed, unit="ep", file=sys.stderr)
-        return self.run
+            self.bar = tqdm(total=run.episodes_total, initial=run.completed, unit="ep", file=sys.stderr)
+        return run
 
     def on_state(self, raw):
         if self.run is not None and not self.run.done:
@@ -113,22 +97,26 @@ class ChaosBoxNode(Node):
 
     def on_diagnostics(self, raw):
         self._record("/diagnostics", raw)
-        errors = [s for s in deserialize_message(raw, DiagnosticArray).status
-                  if s.level == DiagnosticStatus.ERROR]
+        errors = [s for s in deserialize_message(raw, DiagnosticArray).status if s.level == DiagnosticStatus.ERROR]
         if errors and self.run is not None and self.run.started:  # the driver is up: an error now is a fault
             self.run.fail("driver fault: " + "; ".join(f"{s.name}: {s.message}" for s in errors))
 
     def on_tick(self):
-        run = self.run
-        if run is None:
+        if self.run is None:
             return
-        run.check_timeout()
+        self.run.check_timeout()
         if self.cancel_requested:
-            run.fail("canceled by the action client")
-        if run.done and self.p["start_on_launch"] and not self.finished.is_set():
-            self._finish(run)
+            self.run.fail("canceled by the action client")
+        if self.run.done and self.p["start_on_launch"] and not self.finished.is_set():
+            if self.bar is not None:
+                self.bar.close()
+            if self.run.failure:
+                self.get_logger().error(f"collection stopped: {self.run.failure}")
+            print(self.run.summary(), flush=True)
+            self.exit_code = 1 if self.run.failure else 0
+            self.finished.set()
 
-    def on_progress(self, p):
+    def on_progress(self, p: collector.Progress):
         """After each episode: the progress bar and the action feedback."""
         if self.bar is not None:
             self.bar.update(p.completed - self.bar.n)
@@ -138,29 +126,16 @@ class ChaosBoxNode(Node):
                 episode=p.episode, episodes_total=p.episodes_total, step=p.step, transitions=p.transitions,
                 episodes_per_minute=p.episodes_per_minute, eta_s=min(p.eta_s, 1e12)))
 
-    def _finish(self, run):
-        if self.bar is not None:
-            self.bar.close()
-        if run.failure:
-            self.get_logger().error(f"collection stopped: {run.failure}")
-        print(run.summary(), flush=True)
-        self.exit_code = 1 if run.failure else 0
-        self.finished.set()
-
     # ---- action ---------------------------------------------------------------------------------
     def on_goal(self, goal):
-        busy = self.run is not None and not self.run.done
-        return GoalResponse.REJECT if busy else GoalResponse.ACCEPT
+        return GoalResponse.REJECT if self.run is not None and not self.run.done else GoalResponse.ACCEPT
 
     def execute(self, goal_handle):
         g = goal_handle.request
-        cfg = dict(self.p, episodes=g.episodes or self.p["episodes"], source=g.source or self.p["source"],
-                   source_path=g.source_path or self.p["source_path"], wrist=g.wrist or self.p["wrist"], seed=g.seed)
-        cfg["noise_sigma"] = g.noise_sigma if g.noise_sigma >= 0 else self.p["noise_sigma"]
-        cfg["noise_probability"] = g.noise_probability if g.noise_probability >= 0 else self.p["noise_probability"]
         self.goal_handle, self.cancel_requested = goal_handle, False
         try:
-            run = self.start(cfg)
+            run = self.start(collector.with_goal(self.p, g.episodes, g.source, g.source_path, g.wrist, g.seed,
+                                                 g.noise_sigma, g.noise_probability))
         except (SourceError, bag.BagError) as err:
             goal_handle.abort()
             return CollectEpisodes.Result(success=False, message=str(err))
@@ -168,16 +143,15 @@ class ChaosBoxNode(Node):
             self.cancel_requested = goal_handle.is_cancel_requested
             threading.Event().wait(0.1)
         self.goal_handle = None
-        result = CollectEpisodes.Result(success=not run.failure, message=run.failure or "ok",
-                                        bag_path=str(run.writer.out.resolve()), episodes_completed=run.completed,
-                                        transitions=run.transitions)
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
         elif run.failure:
             goal_handle.abort()
         else:
             goal_handle.succeed()
-        return result
+        return CollectEpisodes.Result(success=not run.failure, message=run.failure or "ok",
+                                      bag_path=str(run.writer.out.resolve()), episodes_completed=run.completed,
+                                      transitions=run.transitions)
 
 
 def main():

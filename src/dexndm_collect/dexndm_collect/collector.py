@@ -182,3 +182,32 @@ class CollectionRun:
         return (f"episodes={self.completed} transitions={self.transitions} bag={self.writer.out.resolve()} "
                 f"new_episodes={self.new_episodes} discarded={len(self.discarded)} "
                 f"episodes_per_min={p.episodes_per_minute:.2f} ok={0 if self.failure else 1}")
+
+
+#: Run settings and defaults (the chaos_box node's parameters).
+DEFAULTS = dict(output_dir="", episodes=1, source="sine", source_path="", noise_sigma=0.01, noise_probability=0.5,
+                wrist="palm_up", seed=0, steps=400, reset_steps=20, settle_steps=10, state_timeout=5.0,
+                min_free_mb=200.0)
+
+
+def with_goal(cfg: dict, episodes: int, source: str, source_path: str, wrist: str, seed: int,
+              noise_sigma: float, noise_probability: float) -> dict:
+    """Settings for an action goal: empty/zero/negative fields keep the node's values (CollectEpisodes)."""
+    out = dict(cfg, episodes=episodes or cfg["episodes"], source=source or cfg["source"],
+               source_path=source_path or cfg["source_path"], wrist=wrist or cfg["wrist"], seed=seed)
+    out["noise_sigma"] = noise_sigma if noise_sigma >= 0 else cfg["noise_sigma"]
+    out["noise_probability"] = noise_probability if noise_probability >= 0 else cfg["noise_probability"]
+    return out
+
+
+def make_run(cfg: dict, outputs: Outputs, on_progress=None) -> CollectionRun:
+    """A CollectionRun from settings (DEFAULTS' keys); SourceError or BagError says what is wrong."""
+    if not cfg["output_dir"]:
+        raise bag.BagError("output_dir is empty: name a directory for the bag")
+    source = ReplaySource(cfg["source"], steps=int(cfg["steps"]), seed=int(cfg["seed"]),
+                          noise_sigma=float(cfg["noise_sigma"]), noise_probability=float(cfg["noise_probability"]),
+                          path=cfg["source_path"], wrist=cfg["wrist"] if cfg["source"] == "sim_rollouts" else "")
+    writer = bag.EpisodeBagWriter(cfg["output_dir"], min_free_mb=float(cfg["min_free_mb"]))
+    return CollectionRun(writer, source, int(cfg["episodes"]), outputs, wrist_label=cfg["wrist"],
+                         reset_steps=int(cfg["reset_steps"]), settle_steps=int(cfg["settle_steps"]),
+                         state_timeout=float(cfg["state_timeout"]), on_progress=on_progress)
