@@ -97,3 +97,34 @@ def test_driver_diagnostics_error_stops_the_run_keeping_finished_episodes(tmp_pa
     assert "ok=0" in out.stdout.strip().splitlines()[-1]
     checks = verify.check_collection(tmp_path / "bag")
     assert 1 <= len(checks) < 5 and all(c.ok for c in checks)
+
+
+def test_sigkill_mid_episode_then_rerun_finishes_without_duplicates(tmp_path, hand_fixture):
+    import json
+    import signal
+
+    hand_fixture()
+    out = tmp_path / "bag"
+    params = (f"output_dir:={out}", "episodes:=3", "steps:=100", "reset_steps:=3", "settle_steps:=0",
+              "start_on_launch:=true", "exit_when_done:=true")
+    first = subprocess.Popen(chaos_box(*params), stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until episode 1 is being written
+        if (out / "episode_000000.mcap").exists() and any((out / ".partial").glob("*/*.mcap")):
+            break
+        time.sleep(0.01)
+    time.sleep(0.2)  # some way into episode 1 (100 steps take ~0.7 s against the fixture)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert first.returncode == -9
+    assert [p.name for p in (out / ".partial").iterdir()] == ["episode_000001"]
+    second = subprocess.run(chaos_box(*params), capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert "discarded partial episode(s)" in second.stderr
+    last = dict(kv.split("=", 1) for kv in second.stdout.strip().splitlines()[-1].split())
+    assert (last["episodes"], last["transitions"], last["new_episodes"]) == ("3", "300", "2")
+    checks = verify.check_collection(out)
+    assert [(c.index, c.ok, c.commands) for c in checks] == [(0, True, 100), (1, True, 100), (2, True, 100)]
+    manifest = json.loads((out / "collection.json").read_text())
+    assert [e["index"] for e in manifest["episodes"]] == [0, 1, 2]
+    assert [d["name"] for d in manifest["discarded"]] == ["episode_000001"]
