@@ -1,0 +1,122 @@
+"""`dexndm collect` end to end: the real hand_driver (sim Chaos Box, and the emulated bus) + chaos_box.
+
+Bags are read back with rosbags, converted with `dexndm-train convert-bags`, and a SIGKILL of the
+collector mid-episode is recovered by rerunning the same command.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rosbags.highlevel import AnyReader
+
+from dexndm_collect import verify
+
+STEPS = 400
+
+
+def collect(out, *args, timeout=240, **popen):
+    cmd = ["dexndm", "collect", f"output:={out}", "progress:=false", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def summary(stdout):
+    return dict(kv.split("=", 1) for kv in stdout.strip().splitlines()[-1].split())
+
+
+def check_bag(out, episodes):
+    """Message counts, episode boundaries and lockstep pairing, read back with rosbags."""
+    counts, events, state_stamps, answers = {}, [], set(), []
+    with AnyReader([out]) as reader:
+        for conn, _, raw in reader.messages():
+            counts[conn.topic] = counts.get(conn.topic, 0) + 1
+            if conn.topic in ("/dexndm/collect/episode", "/leap_hand/joint_states", "/leap_hand/command"):
+                msg = reader.deserialize(raw, conn.msgtype)
+                if conn.topic == "/dexndm/collect/episode":
+                    events.append((msg.event, msg.episode, msg.steps))
+                elif conn.topic == "/leap_hand/joint_states":
+                    state_stamps.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
+                else:
+                    answers.append((msg.state_stamp.sec, msg.state_stamp.nanosec))
+    assert counts["/leap_hand/joint_states"] == episodes * (STEPS + 1)
+    assert counts["/leap_hand/command"] == episodes * STEPS
+    assert counts["/dexndm/wrist_orientation"] >= episodes and counts["/diagnostics"] >= 1
+    assert events == [e for k in range(episodes) for e in ((0, k, 0), (1, k, STEPS))]
+    assert all(a in state_stamps for a in answers) and len(set(answers)) == len(answers)
+    assert all(c.ok and c.dropped_ticks == 0 for c in verify.check_collection(out))
+
+
+def convert(out, dataset):
+    proc = subprocess.run([sys.executable, "-m", "dexndm_training.cli", "convert-bags", str(out), str(dataset)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return summary(proc.stdout)
+
+
+def test_sim_chaos_box_collects_converts_and_reports(tmp_path):
+    t0 = time.monotonic()
+    proc = collect(tmp_path / "bag", "episodes:=2", "backend:=sim", "scene:=chaos_box", "realtime_factor:=0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = summary(proc.stdout)
+    assert (last["episodes"], last["transitions"], last["bag"]) == ("2", str(2 * STEPS), str(tmp_path / "bag"))
+    check_bag(tmp_path / "bag", 2)
+    converted = convert(tmp_path / "bag", tmp_path / "ds")
+    assert converted["transitions"] == str(2 * STEPS) and converted["dropped"] == "0"
+    index = json.loads((tmp_path / "ds" / "index.json").read_text())
+    assert index["num_transitions"] == 2 * STEPS and [e["length"] for e in index["episodes"]] == [STEPS, STEPS]
+    print(f"sim collect of 2 episodes took {time.monotonic() - t0:.1f} s")
+
+
+def test_emulated_bus_collects_one_episode_per_20_s(tmp_path):
+    proc = collect(tmp_path / "bag", "episodes:=2", "backend:=emulated", "scene:=chaos_box")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert summary(proc.stdout)["transitions"] == str(2 * STEPS)
+    check_bag(tmp_path / "bag", 2)
+    assert convert(tmp_path / "bag", tmp_path / "ds")["transitions"] == str(2 * STEPS)
+
+
+def _child(pid, name):
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and name.encode() in cmdline:
+                return int(entry.name)
+    return None
+
+
+def test_sigkill_of_the_collector_mid_episode_then_rerun(tmp_path):
+    out = tmp_path / "bag"
+    args = ["dexndm", "collect", f"output:={out}", "progress:=false", "episodes:=3", "realtime_factor:=0"]
+    graph = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "episode_000000.mcap").exists():
+        time.sleep(0.05)
+    time.sleep(1.0)  # into episode 1 (after the 1.5 s reset at realtime_factor 0)
+    collector = _child(graph.pid, "chaos_box")
+    assert collector is not None and (out / ".partial").exists()
+    os.kill(collector, signal.SIGKILL)
+    graph.wait(timeout=30)
+    assert graph.returncode != 0  # the required node died: the graph stopped
+    proc = collect(out, "episodes:=3", "realtime_factor:=0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "discarded partial episode(s)" in proc.stderr
+    last = summary(proc.stdout)
+    assert (last["episodes"], last["new_episodes"], last["transitions"]) == ("3", "2", str(3 * STEPS))
+    check_bag(out, 3)
+    manifest = json.loads((out / "collection.json").read_text())
+    assert [e["index"] for e in manifest["episodes"]] == [0, 1, 2] and len(manifest["discarded"]) == 1
+
+
+def test_bad_arguments_fail_fast_with_a_clear_message(tmp_path):
+    proc = collect(tmp_path / "bag", "backend:=usb", timeout=60)
+    assert proc.returncode == 2 and "backend must be sim, emulated or dynamixel" in proc.stderr
+    proc = collect(tmp_path / "bag", "episodes:=0", timeout=60)
+    assert proc.returncode == 2 and "episodes must be an integer >= 1" in proc.stderr
