@@ -27,7 +27,6 @@ from pathlib import Path
 
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore, get_types_from_msg
-from ruamel.yaml import YAML
 
 #: Recorded topics and their types.
 TOPICS: dict[str, str] = {
@@ -126,6 +125,8 @@ class EpisodeBagWriter:
         self._writer: Writer | None = None
         self._connections: dict = {}
         self._episode: int | None = None
+        self._hashes: dict[str, str] = {}
+        self._rendered: dict[tuple, tuple[str, str]] = {}
 
     # ---- opening and resuming -------------------------------------------------------------------
     def open(self) -> ResumeReport:
@@ -255,59 +256,59 @@ class EpisodeBagWriter:
         """Manifest entry of one complete MCAP file, read back with rosbags (proves it is readable)."""
         with Reader(file) as reader:
             counts = {c.topic: c.msgcount for c in reader.connections}
-            conns = {c.topic: c for c in reader.connections}
             entry = {
                 "index": index, "file": episode_file_name(index), "bytes": file.stat().st_size,
                 "start_ns": reader.start_time if reader.message_count else 0,
                 "duration_ns": max(0, reader.end_time - reader.start_time - 1) if reader.message_count else 0,
                 "message_count": reader.message_count, "topics": counts,
                 "transitions": counts.get(COMMAND_TOPIC, 0),
-                "digests": {t: c.digest for t, c in conns.items()},
             }
         entry.update(info)
         return entry
 
+    def _hash(self, msgtype: str) -> str:
+        if msgtype not in self._hashes:
+            self._hashes[msgtype] = self.store.hash_rihs01(msgtype)
+        return self._hashes[msgtype]
+
     def _write_manifest(self) -> None:
-        write_atomic(self.out / MANIFEST, json.dumps(self.manifest, indent=1))
-        write_atomic(self.out / "metadata.yaml", self._rosbag2_metadata())
-
-    def _rosbag2_metadata(self) -> str:
+        """Rewrite collection.json and metadata.yaml (atomically) from per-episode text rendered once each."""
         episodes = self.manifest["episodes"]
-        totals = {t: sum(e["topics"].get(t, 0) for e in episodes) for t in TOPICS}
-        digests = {}
-        for e in episodes:
-            digests.update(e.get("digests", {}))
-        start = min((e["start_ns"] for e in episodes if e["message_count"]), default=0)
-        end = max((e["start_ns"] + e["duration_ns"] for e in episodes if e["message_count"]), default=0)
-        info = {
-            "version": Writer.VERSION_LATEST,
-            "storage_identifier": "mcap",
-            "relative_file_paths": [e["file"] for e in episodes],
-            "duration": {"nanoseconds": max(0, end - start)},
-            "starting_time": {"nanoseconds_since_epoch": start},
-            "message_count": sum(e["message_count"] for e in episodes),
-            "topics_with_message_count": [
-                {"topic_metadata": {"name": t, "type": ty, "serialization_format": "cdr",
-                                    "offered_qos_profiles": [],
-                                    "type_description_hash": digests.get(t) or self.store.hash_rihs01(ty)},
-                 "message_count": totals[t]}
-                for t, ty in TOPICS.items()
-            ],
-            "compression_format": "",
-            "compression_mode": "",
-            "files": [{"path": e["file"], "starting_time": {"nanoseconds_since_epoch": e["start_ns"]},
-                       "duration": {"nanoseconds": e["duration_ns"]}, "message_count": e["message_count"]}
-                      for e in episodes],
-            "custom_data": {"dexndm_collection": "chaos_box"},
-            "ros_distro": "rosbags",
-        }
-        from io import StringIO
+        chunks = [self._render(e) for e in episodes]
+        head = {k: v for k, v in self.manifest.items() if k != "episodes"}
+        manifest = json.dumps(head, separators=(",", ":"))[:-1] + ',"episodes":[' + ",".join(c[0] for c in chunks) + "]}"
+        write_atomic(self.out / MANIFEST, manifest)
+        write_atomic(self.out / "metadata.yaml", self._rosbag2_metadata(episodes, chunks))
 
-        stream = StringIO()
-        yaml = YAML(typ="safe")
-        yaml.default_flow_style = False
-        yaml.dump({"rosbag2_bagfile_information": info}, stream)
-        return stream.getvalue()
+    def _render(self, entry: dict) -> tuple[str, str]:
+        """(manifest JSON, metadata.yaml `files` item) of one episode, cached: entries never change."""
+        key = (entry["index"], entry["file"], entry["message_count"])
+        if key not in self._rendered:
+            self._rendered[key] = (json.dumps(entry, separators=(",", ":")),
+                                   f"  - path: {entry['file']}\n    starting_time:\n      nanoseconds_since_epoch: "
+                                   f"{int(entry['start_ns'])}\n    duration:\n      nanoseconds: {int(entry['duration_ns'])}"
+                                   f"\n    message_count: {int(entry['message_count'])}\n")
+        return self._rendered[key]
+
+    def _rosbag2_metadata(self, episodes: list[dict], chunks: list[tuple[str, str]]) -> str:
+        """rosbag2 metadata (version 9, the layout rosbags' Writer produces), written as block YAML."""
+        totals = {t: sum(e["topics"].get(t, 0) for e in episodes) for t in TOPICS}
+        timed = [e for e in episodes if e["message_count"]]
+        start = min((e["start_ns"] for e in timed), default=0)
+        end = max((e["start_ns"] + e["duration_ns"] for e in timed), default=0)
+        lines = ["rosbag2_bagfile_information:", f"  version: {Writer.VERSION_LATEST}", "  storage_identifier: mcap",
+                 "  relative_file_paths:" + ("" if episodes else " []")]
+        lines += [f"  - {e['file']}" for e in episodes]
+        lines += [f"  duration:\n    nanoseconds: {max(0, end - start)}",
+                  f"  starting_time:\n    nanoseconds_since_epoch: {start}",
+                  f"  message_count: {sum(e['message_count'] for e in episodes)}", "  topics_with_message_count:"]
+        for topic, msgtype in TOPICS.items():
+            lines += [f"  - topic_metadata:\n      name: {topic}\n      type: {msgtype}\n"
+                      f"      serialization_format: cdr\n      offered_qos_profiles: []\n"
+                      f"      type_description_hash: {self._hash(msgtype)}\n    message_count: {totals[topic]}"]
+        lines += ["  compression_format: ''", "  compression_mode: ''", "  files:" + ("" if episodes else " []")]
+        text = "\n".join(lines) + "\n" + "".join(c[1] for c in chunks)
+        return text + "  custom_data:\n    dexndm_collection: chaos_box\n  ros_distro: rosbags\n"
 
 
 def episode_files(bag_dir: str | os.PathLike) -> list[Path]:
