@@ -71,9 +71,9 @@ PALM_BOXES = (
     ((-0.045, -0.0225, -0.020), (0.051, 0.0585, 0.0125)),
 )
 
-#: Where an object is put before the fingers close (palm frame, m): on the closing side (-z), among
-#: the fingertips of the canonical grasp (which meet ~0.13 m off the palm, the thumb opposing them along x).
-GRASP_SPOT = np.array([-0.015, -0.03, -0.115])
+#: Where an object is put before the fingers close (palm frame, m): on the closing side (-z), under
+#: the centroid of the canonical fingertips (which stand ~0.13 m off the palm), 5 cm off the palm face.
+GRASP_SPOT = np.array([-0.005, -0.036, -0.08])
 
 LINK_RADIUS = 0.0095  # m, capsule radius of the link collision
 

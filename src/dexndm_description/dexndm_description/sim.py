@@ -29,7 +29,7 @@ FALL_DISTANCE = 0.1
 #: Control ticks spent closing the fingers on a freshly placed object during reset.
 GRASP_SETTLE_TICKS = 10
 #: Gravity during the grasp settle, as a fraction of g pointing into the palm.
-SETTLE_GRAVITY = 0.0
+SETTLE_GRAVITY = 1.0
 #: Control ticks the Chaos Box balls get to fall and settle during reset.
 BALL_SETTLE_TICKS = 16
 

@@ -134,3 +134,22 @@ def test_same_seed_same_trajectory_whatever_the_threads():
     np.testing.assert_array_equal(p1, p2)
     q3, _ = _rollout(seed=6, threads=2)
     assert np.abs(q3 - q1).max() > 1e-6
+
+
+def test_hand_holds_a_cylinder_palm_up_for_ten_seconds():
+    """The canonical grasp cages the cylinder: it stays on the palm, inside the fingers, for 10 s."""
+    sim = BatchedHandSim(num_envs=1, world="source", wrist="palm_up", object="normal_cylinder", randomize=False, threads=1)
+    try:
+        start = sim.object_pose[0, :3]
+        for _ in range(200):  # 10 s at 20 Hz
+            sim.step()
+            assert not sim.object_fallen()[0]
+        end = sim.object_pose[0, :3]
+        tips = sim.fingertip_pos[0]
+        assert np.linalg.norm(end - start) < 0.03
+        assert scene.HAND_ORIGIN[2] + 0.03 < end[2] < tips[:, 2].max()  # above the palm face, below the tips
+        (cx, cy, _), (hx, hy, _) = mjcf.PALM_BOXES[0]
+        assert abs(end[0] - cx) < hx and abs(-end[1] - cy) < hy  # over the palm (palm up: y flips)
+        assert np.linalg.norm(sim.object_linvel[0]) < 0.02
+    finally:
+        sim.close()
