@@ -103,6 +103,8 @@ class BatchedHandSim:
         self._fingertips = np.zeros((n, 4, 3))
         self._spot = np.zeros((n, 3))
         self._time = np.zeros(n)
+        #: Set to [[] for each world] to record q (motor order) after every physics step of step().
+        self.substep_trace: list[list[np.ndarray]] | None = None
         self.reset()
 
     # ----------------------------------------------------------------------------------- setup
@@ -147,12 +149,18 @@ class BatchedHandSim:
             f.result()
 
     # ----------------------------------------------------------------------------------- physics
-    def _advance(self, i: int, target: np.ndarray, previous: np.ndarray) -> None:
+    def _advance(self, i: int, target: np.ndarray, previous: np.ndarray, record: bool = True) -> None:
         """One control tick of world i: the world's actuation law at every physics step."""
         m, d, cfg = self.models[i], self.datas[i], self.config
+        trace = self.substep_trace[i] if (record and self.substep_trace is not None) else None
         if cfg.actuation == "pd_torque":
             d.ctrl[:] = target  # MuJoCo position actuators: kp (ctrl - q) - kv qdot, clipped by forcerange
-            mujoco.mj_step(m, d, nstep=cfg.substeps)
+            if trace is None:
+                mujoco.mj_step(m, d, nstep=cfg.substeps)
+            else:
+                for _ in range(cfg.substeps):
+                    mujoco.mj_step(m, d)
+                    trace.append(d.qpos[self._qadr].copy())
             self._effort[i] = d.actuator_force
             return
         qadr, vadr = self._qadr, self._vadr
@@ -163,6 +171,8 @@ class BatchedHandSim:
             current = servo_current(cfg, goal, q, qdot)
             d.ctrl[:] = servo_torque(cfg, current, qdot)
             mujoco.mj_step(m, d)
+            if trace is not None:
+                trace.append(d.qpos[qadr].copy())
         self._effort[i] = current
 
     def _observe(self, i: int) -> None:
@@ -213,7 +223,7 @@ class BatchedHandSim:
             if self._has_object:
                 m.opt.gravity[:] = wrists.quat_to_matrix(self._wrists[i]) @ [0.0, 0.0, SETTLE_GRAVITY * cfg.gravity]
             for _ in range(settle):
-                self._advance(i, q0, q0)
+                self._advance(i, q0, q0, record=False)
             m.opt.gravity[:] = (0.0, 0.0, -cfg.gravity)
         d.time = 0.0
         mujoco.mj_forward(m, d)

@@ -62,7 +62,7 @@ class WorldConfig:
     #: Current per unit of (D / 16) x velocity in ticks per `servo_d_time_base`, A.
     servo_current_per_d_unit: float = 0.001
     #: Time base of the servo's velocity estimate, s (ticks per this interval enter the D term).
-    servo_d_time_base: float = 0.004
+    servo_d_time_base: float = 0.01
     #: Goal Current, the current limit of current-based position control, A.
     current_limit: float = hand.SERVO_CURRENT_LIMIT_MA / 1000.0
     #: Output torque per motor current, N m / A (stall 0.93 N m at 1.8 A, 5 V).
