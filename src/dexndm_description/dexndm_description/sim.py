@@ -34,6 +34,12 @@ SETTLE_GRAVITY = 1.0
 BALL_SETTLE_TICKS = 16
 
 
+def _step_each(models, datas) -> None:
+    """One physics step of each world (mj_step releases the GIL)."""
+    for m, d in zip(models, datas):
+        mujoco.mj_step(m, d)
+
+
 def _as_env_array(value, num_envs: int, width: int, what: str) -> np.ndarray:
     arr = np.asarray(value, dtype=float)
     if arr.ndim == 1:
@@ -103,6 +109,11 @@ class BatchedHandSim:
         self._fingertips = np.zeros((n, 4, 3))
         self._spot = np.zeros((n, 3))
         self._time = np.zeros(n)
+        self._obs_nq = self._obj_qadr + 7 if self._has_object else hand.NUM_JOINTS
+        self._obs_nv = self._obj_vadr + 6 if self._has_object else hand.NUM_JOINTS
+        self._raw_qpos = np.zeros((n, self._obs_nq))
+        self._raw_qvel = np.zeros((n, self._obs_nv))
+        self._raw_xmat = np.zeros((n, 9))
         #: Set to [[] for each world] to record q (motor order) after every physics step of step().
         self.substep_trace: list[list[np.ndarray]] | None = None
         self.reset()
@@ -125,6 +136,10 @@ class BatchedHandSim:
         joints = [m.joint(name).id for name in hand.JOINT_NAMES]
         self._qadr = m.jnt_qposadr[joints].copy()
         self._vadr = m.jnt_dofadr[joints].copy()
+        # the hand's joints come first in the tree: qpos[:16] and qvel[:16] hold them in chain order
+        self._hand_nq = hand.NUM_JOINTS
+        if sorted(self._qadr) != list(range(hand.NUM_JOINTS)) or sorted(self._vadr) != list(range(hand.NUM_JOINTS)):
+            raise RuntimeError("the hand's joints must be the first 16 of the model")
         self._tip_sites = np.array([m.site(s).id for s in mjcf.FINGERTIP_SITES])
         self._spot_site = m.site("palm_centre").id
         self._palm_body = m.body("palm").id
@@ -138,61 +153,82 @@ class BatchedHandSim:
             self._obj_start = (m.body_pos[self._obj_body].copy(), m.body_quat[self._obj_body].copy())
 
     def _run(self, fn, env_ids: np.ndarray) -> None:
-        """Call fn(i) for every world in env_ids, split over the thread pool."""
+        """Call fn(ids) on parts of env_ids, one part per thread of the pool."""
         if self._pool is None or len(env_ids) < 2:
-            for i in env_ids:
-                fn(int(i))
+            fn(env_ids)
             return
         parts = [p for p in np.array_split(env_ids, self._threads) if len(p)]
-        futures = [self._pool.submit(lambda ids: [fn(int(i)) for i in ids], part) for part in parts]
-        for f in futures:
-            f.result()
+        for future in [self._pool.submit(fn, part) for part in parts]:
+            future.result()
 
     # ----------------------------------------------------------------------------------- physics
-    def _advance(self, i: int, target: np.ndarray, previous: np.ndarray, record: bool = True) -> None:
-        """One control tick of world i: the world's actuation law at every physics step."""
-        m, d, cfg = self.models[i], self.datas[i], self.config
-        trace = self.substep_trace[i] if (record and self.substep_trace is not None) else None
+    def _advance(self, ids: np.ndarray, target: np.ndarray, previous: np.ndarray, record: bool = True,
+                 pool: ThreadPoolExecutor | None = None) -> None:
+        """One control tick of worlds ids (targets [len(ids), 16]): the world's actuation law at every
+        physics step. The servo law runs vectorized over ids between the physics steps; with a pool
+        the physics steps of each round are split over its threads."""
+        cfg = self.config
+        models = [self.models[i] for i in ids]
+        datas = [self.datas[i] for i in ids]
+        traces = [self.substep_trace[i] for i in ids] if (record and self.substep_trace is not None) else None
         if cfg.actuation == "pd_torque":
-            d.ctrl[:] = target  # MuJoCo position actuators: kp (ctrl - q) - kv qdot, clipped by forcerange
-            if trace is None:
-                mujoco.mj_step(m, d, nstep=cfg.substeps)
-            else:
-                for _ in range(cfg.substeps):
-                    mujoco.mj_step(m, d)
-                    trace.append(d.qpos[self._qadr].copy())
-            self._effort[i] = d.actuator_force
+            for j, (m, d) in enumerate(zip(models, datas)):
+                d.ctrl[:] = target[j]  # MuJoCo position actuators: kp (ctrl - q) - kv qdot, clipped by forcerange
+                if traces is None:
+                    mujoco.mj_step(m, d, nstep=cfg.substeps)
+                else:
+                    for _ in range(cfg.substeps):
+                        mujoco.mj_step(m, d)
+                        traces[j].append(d.qpos[self._qadr].copy())
+                self._effort[ids[j]] = d.actuator_force
             return
-        qadr, vadr = self._qadr, self._vadr
-        current = np.zeros(hand.NUM_JOINTS)
+        nq = self._hand_nq
+        current = np.zeros_like(target)
+        parts = [p for p in np.array_split(np.arange(len(ids)), self._threads) if len(p)] if pool else None
         for k in range(cfg.substeps):
             goal = previous if k < cfg.delay_substeps else target
-            q, qdot = d.qpos[qadr], d.qvel[vadr]
+            q = np.stack([d.qpos[:nq] for d in datas])[:, self._qadr]
+            qdot = np.stack([d.qvel[:nq] for d in datas])[:, self._vadr]
             current = servo_current(cfg, goal, q, qdot)
-            d.ctrl[:] = servo_torque(cfg, current, qdot)
-            mujoco.mj_step(m, d)
-            if trace is not None:
-                trace.append(d.qpos[qadr].copy())
-        self._effort[i] = current
+            torque = servo_torque(cfg, current, qdot)
+            for j, d in enumerate(datas):
+                d.ctrl[:] = torque[j]
+            if parts:  # the servo law ran above for every world; the physics steps go to the pool
+                for future in [pool.submit(_step_each, [models[j] for j in p], [datas[j] for j in p]) for p in parts]:
+                    future.result()
+            else:
+                _step_each(models, datas)
+            if traces is not None:
+                for j, d in enumerate(datas):
+                    traces[j].append(d.qpos[self._qadr].copy())
+        self._effort[ids] = current
 
-    def _observe(self, i: int) -> None:
-        d = self.datas[i]
-        self._q[i] = d.qpos[self._qadr]
-        self._qdot[i] = d.qvel[self._vadr]
-        self._fingertips[i] = d.site_xpos[self._tip_sites]
-        self._spot[i] = d.site_xpos[self._spot_site]
-        self._time[i] = d.time
+    def _observe(self, ids: np.ndarray) -> None:
+        """Copy the state of worlds ids into the batched arrays (few copies per world, then vectorized)."""
+        nq, nv = self._obs_nq, self._obs_nv
+        for i in ids:
+            d = self.datas[i]
+            self._raw_qpos[i] = d.qpos[:nq]
+            self._raw_qvel[i] = d.qvel[:nv]
+            self._fingertips[i] = d.site_xpos[self._tip_sites]
+            self._spot[i] = d.site_xpos[self._spot_site]
+            self._time[i] = d.time
+            if self._has_object:
+                self._raw_xmat[i] = d.xmat[self._obj_body]
+        self._q[ids] = self._raw_qpos[ids][:, self._qadr]
+        self._qdot[ids] = self._raw_qvel[ids][:, self._vadr]
         if self._has_object:
             a, v = self._obj_qadr, self._obj_vadr
-            self._object_pose[i, :3] = d.qpos[a:a + 3]
-            self._object_pose[i, 3:6] = d.qpos[a + 4:a + 7]
-            self._object_pose[i, 6] = d.qpos[a + 3]
-            self._object_linvel[i] = d.qvel[v:v + 3]
-            self._object_angvel[i] = d.xmat[self._obj_body].reshape(3, 3) @ d.qvel[v + 3:v + 6]
+            pose = self._raw_qpos[ids, a:a + 7]
+            self._object_pose[ids] = pose[:, [0, 1, 2, 4, 5, 6, 3]]  # MuJoCo w x y z -> x y z w
+            vel = self._raw_qvel[ids, v:v + 6]
+            self._object_linvel[ids] = vel[:, :3]
+            rot = self._raw_xmat[ids].reshape(-1, 3, 3)
+            self._object_angvel[ids] = np.einsum("nij,nj->ni", rot, vel[:, 3:])  # body frame -> world
 
-    def _tick(self, i: int) -> None:
-        self._advance(i, self._targets[i], self._previous_targets[i])
-        self._observe(i)
+    def _tick(self, ids: np.ndarray) -> None:
+        self._advance(ids, self._targets[ids], self._previous_targets[ids])
+        self._observe(ids)
 
     def _reset_one(self, i: int, q0: np.ndarray) -> None:
         m, d, cfg = self.models[i], self.datas[i], self.config
@@ -223,11 +259,11 @@ class BatchedHandSim:
             if self._has_object:
                 m.opt.gravity[:] = wrists.quat_to_matrix(self._wrists[i]) @ [0.0, 0.0, SETTLE_GRAVITY * cfg.gravity]
             for _ in range(settle):
-                self._advance(i, q0, q0, record=False)
+                self._advance(np.array([i]), q0[None], q0[None], record=False)
             m.opt.gravity[:] = (0.0, 0.0, -cfg.gravity)
         d.time = 0.0
         mujoco.mj_forward(m, d)
-        self._observe(i)
+        self._observe(np.array([i]))
 
     # ----------------------------------------------------------------------------------- API
     def reset(self, env_ids=None, q=None) -> None:
@@ -240,7 +276,7 @@ class BatchedHandSim:
         self._targets[ids] = q0
         self._previous_targets[ids] = q0
         rows = {int(i): r for r, i in enumerate(ids)}
-        self._run(lambda i: self._reset_one(i, q0[rows[i]]), ids)
+        self._run(lambda part: [self._reset_one(int(i), q0[rows[int(i)]]) for i in part], ids)
 
     def set_targets(self, targets) -> np.ndarray:
         """Joint targets for the next tick, [N, 16] (or [16] for all) rad, motor-ID order; returns
@@ -252,7 +288,14 @@ class BatchedHandSim:
 
     def step(self) -> None:
         """Advance every world by one 50 ms control tick."""
-        self._run(self._tick, np.arange(self.num_envs))
+        ids = np.arange(self.num_envs)
+        if self.config.actuation == "servo":
+            # the servo law needs Python between physics steps: run it once for all worlds, vectorized,
+            # and let the pool do only the GIL-free physics
+            self._advance(ids, self._targets, self._previous_targets, pool=self._pool)
+            self._run(self._observe, ids)
+        else:
+            self._run(self._tick, ids)
         self._previous_targets = self._targets.copy()
 
     def object_fallen(self) -> np.ndarray:
