@@ -18,8 +18,10 @@ import time
 
 import numpy as np
 
-from dexndm_description import hand, mjcf, objects, scene as scenes, wrist as wrists
-from dexndm_description.worlds import WorldConfig
+from dexndm_description import hand, objects, wrist as wrists
+from dexndm_description.worlds import SCENES, WorldConfig
+
+# Nothing that imports mujoco is imported at module level: `render` must pick MUJOCO_GL first.
 
 
 def _jsonable(value):
@@ -34,6 +36,7 @@ def _jsonable(value):
 
 def info() -> dict:
     """Joint table (motor-ID order), MJCF chain order, fingertips at q = 0 in the palm frame, worlds."""
+    from dexndm_description import mjcf, scene as scenes
     from dexndm_description.sim import BatchedHandSim
 
     with BatchedHandSim(num_envs=1, scene="hand_only", wrist="palm_down", object=None, threads=1) as sim:
@@ -56,7 +59,7 @@ def info() -> dict:
             cfg.name: {f.name: _jsonable(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
             for cfg in (WorldConfig.source(), WorldConfig.target())
         },
-        "scenes": list(scenes.SCENES),
+        "scenes": list(SCENES),
         "object_sets": list(objects.OBJECT_SETS),
         "wrist_orientations": {k: v.tolist() for k, v in wrists.WRIST_ORIENTATIONS.items()},
     }
@@ -181,7 +184,7 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="joint table, limits, fingertips at q = 0, worlds (JSON)")
     r = sub.add_parser("render", help="offscreen picture (.png) or short video (.gif)")
-    r.add_argument("--scene", default="grasp", choices=scenes.SCENES)
+    r.add_argument("--scene", default="grasp", choices=SCENES)
     r.add_argument("--object", default="normal_cylinder", choices=list(objects.OBJECT_SETS) + ["none"])
     r.add_argument("--wrist", default="palm_up", help="a named orientation or 'x,y,z,w'")
     r.add_argument("--world", default="source", choices=("source", "target"))

@@ -1,13 +1,12 @@
 """Offscreen pictures and short videos of a simulated world (MuJoCo's renderer over EGL or OSMesa).
 
-MUJOCO_GL must be chosen before mujoco creates a GL context: `ensure_gl()` picks egl, then osmesa,
+MUJOCO_GL must be chosen before mujoco is imported (so this module imports it lazily): `ensure_gl()` picks egl, then osmesa,
 and says what to install when neither works (scripts/install-render-deps.sh).
 """
 from __future__ import annotations
 
 import os
 
-import mujoco
 import numpy as np
 
 RENDER_HELP = ("offscreen rendering needs EGL or OSMesa: run scripts/install-render-deps.sh "
@@ -45,6 +44,8 @@ def ensure_gl() -> str:
 def camera_for(model: mujoco.MjModel, data: mujoco.MjData, azimuth: float = 135.0, elevation: float = -25.0,
                distance: float = 0.45) -> mujoco.MjvCamera:
     """A free camera looking at the palm's grasp spot."""
+    import mujoco
+
     cam = mujoco.MjvCamera()
     cam.type = mujoco.mjtCamera.mjCAMERA_FREE
     cam.lookat[:] = data.site_xpos[model.site("palm_centre").id]
@@ -55,6 +56,8 @@ def camera_for(model: mujoco.MjModel, data: mujoco.MjData, azimuth: float = 135.
 def render_frame(model: mujoco.MjModel, data: mujoco.MjData, width: int = 480, height: int = 360,
                  camera: mujoco.MjvCamera | None = None, renderer: mujoco.Renderer | None = None) -> np.ndarray:
     """One RGB frame [H, W, 3] uint8."""
+    import mujoco
+
     own = renderer is None
     if own:
         renderer = mujoco.Renderer(model, height, width)

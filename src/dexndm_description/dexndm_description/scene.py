@@ -14,18 +14,16 @@ import numpy as np
 
 from dexndm_description import hand, mjcf
 from dexndm_description.objects import ObjectSpec, unit_inertia
-from dexndm_description.worlds import WorldConfig
-
-SCENES: tuple[str, ...] = ("grasp", "chaos_box", "hand_only")
+from dexndm_description.worlds import SCENES, WorldConfig
 HAND_ORIGIN = np.array([0.0, 0.0, 0.45])  # m, world position of the palm frame
 
-# Chaos Box: an open box of soft light balls (m, kg).
-BOX_HALF_WIDTH = 0.14
-BOX_WALL_HEIGHT = 0.26
-BOX_FLOOR_BELOW_HAND = 0.05  # floor this far below the lowest point of the hand in its canonical pose
-NUM_BALLS = 100
-BALL_RADIUS = 0.016
-BALL_MASS = 0.004
+# Chaos Box: an open box of soft light balls around the hand (m, kg).
+BOX_MARGIN = 0.02  # free space between the hand's bounding box and the walls
+BOX_FLOOR_GAP = 0.01  # floor this far under the lowest point of the hand
+BOX_WALL_ABOVE = 0.04  # walls reach this far above the hand's top
+NUM_BALLS = 60
+BALL_RADIUS = 0.024
+BALL_MASS = 0.008
 BALL_SOLREF = (0.05, 0.4)  # soft: long time constant, under-damped
 BALL_SOLIMP = (0.6, 0.9, 0.01, 0.5, 2.0)
 
@@ -109,8 +107,9 @@ def _object_xml(spec: ObjectSpec, cfg: WorldConfig, pos, quat_wxyz) -> tuple[str
 
 
 @functools.lru_cache(maxsize=64)
-def _hand_extent_below(quat_xyzw: tuple[float, ...]) -> float:
-    """Lowest world z (relative to the palm origin) of the hand's geoms in the canonical pose, m."""
+def hand_bounds(quat_xyzw: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """World-axis bounding box (min, max, m, relative to the palm origin) of the hand's geoms in the
+    canonical pose under wrist orientation quat_xyzw."""
     xml = f"""<mujoco><compiler autolimits="true"/>{_defaults(WorldConfig.source())}<worldbody>
 {mjcf.hand_body_xml(quat_wxyz=xyzw_to_wxyz(quat_xyzw))}</worldbody></mujoco>"""
     model = mujoco.MjModel.from_xml_string(xml)
@@ -118,26 +117,32 @@ def _hand_extent_below(quat_xyzw: tuple[float, ...]) -> float:
     for i, name in enumerate(hand.JOINT_NAMES):
         data.qpos[model.jnt_qposadr[model.joint(name).id]] = hand.CANONICAL_POSE[i]
     mujoco.mj_forward(model, data)
-    return float(np.min(data.geom_xpos[:, 2]) - 0.02)
+    reach = model.geom_rbound[:, None]
+    return (data.geom_xpos - reach).min(axis=0), (data.geom_xpos + reach).max(axis=0)
 
 
 def _chaos_box_xml(quat_xyzw, rng: np.random.Generator) -> str:
-    floor_z = HAND_ORIGIN[2] + _hand_extent_below(tuple(np.round(quat_xyzw, 9))) - BOX_FLOOR_BELOW_HAND
-    w, h, t = BOX_HALF_WIDTH, BOX_WALL_HEIGHT, 0.01
-    lines = [f'    <body name="chaos_box" pos="0 0 {floor_z:.6g}">',
-             f'      <geom name="box_floor" class="static" type="box" pos="0 0 {-t:.6g}" size="{w + t:.6g} {w + t:.6g} {t}"/>']
-    for k, (x, y, sx, sy) in enumerate(((w + t, 0, t, w), (-w - t, 0, t, w), (0, w + t, w + 2 * t, t), (0, -w - t, w + 2 * t, t))):
+    """Container walls around the hand's bounding box, floor just under it, balls filling it from the floor."""
+    low, high = hand_bounds(tuple(float(v) for v in np.round(quat_xyzw, 9)))
+    low, high = low + HAND_ORIGIN, high + HAND_ORIGIN
+    cx, cy = 0.5 * (low[:2] + high[:2])
+    wx, wy = 0.5 * (high[:2] - low[:2]) + BOX_MARGIN
+    floor_z = low[2] - BOX_FLOOR_GAP
+    h, t = high[2] + BOX_WALL_ABOVE - floor_z, 0.01
+    lines = [f'    <body name="chaos_box" pos="{cx:.6g} {cy:.6g} {floor_z:.6g}">',
+             f'      <geom name="box_floor" class="static" type="box" pos="0 0 {-t:.6g}" size="{wx + t:.6g} {wy + t:.6g} {t}"/>']
+    for k, (x, y, sx, sy) in enumerate(((wx + t, 0, t, wy), (-wx - t, 0, t, wy), (0, wy + t, wx + 2 * t, t), (0, -wy - t, wx + 2 * t, t))):
         lines.append(f'      <geom name="box_wall_{k}" class="static" type="box" pos="{x:.6g} {y:.6g} {h / 2:.6g}" '
-                     f'size="{sx:.6g} {sy:.6g} {h / 2:.6g}" rgba="0.6 0.55 0.45 0.25"/>')
+                     f'size="{sx:.6g} {sy:.6g} {h / 2:.6g}" rgba="0.6 0.55 0.45 0.2"/>')
     lines.append("    </body>")
-    # balls start on a jittered grid above the floor; they fall and settle around the fingers
-    per_row = int(np.floor(2 * (w - BALL_RADIUS) / (2.2 * BALL_RADIUS)))
+    pitch = 2.1 * BALL_RADIUS
+    nx, ny = int(2 * wx // pitch), int(2 * wy // pitch)
     for b in range(NUM_BALLS):
-        layer, cell = divmod(b, per_row * per_row)
-        ix, iy = divmod(cell, per_row)
-        x = -w + BALL_RADIUS * 1.2 + ix * 2.2 * BALL_RADIUS + rng.uniform(-0.002, 0.002)
-        y = -w + BALL_RADIUS * 1.2 + iy * 2.2 * BALL_RADIUS + rng.uniform(-0.002, 0.002)
-        z = floor_z + BALL_RADIUS * (1.2 + 2.3 * layer)
+        layer, cell = divmod(b, nx * ny)
+        ix, iy = divmod(cell, ny)
+        x = cx - wx + BALL_RADIUS + ix * pitch + rng.uniform(-0.002, 0.002)
+        y = cy - wy + BALL_RADIUS + iy * pitch + rng.uniform(-0.002, 0.002)
+        z = floor_z + BALL_RADIUS * 1.05 + layer * pitch
         lines.append(
             f'    <body name="ball_{b}" pos="{x:.6g} {y:.6g} {z:.6g}"><freejoint/>'
             f'<geom type="sphere" size="{BALL_RADIUS}" mass="{BALL_MASS}" contype="{_BALL[0]}" conaffinity="{_BALL[1]}" '
@@ -174,7 +179,8 @@ def scene_xml(cfg: WorldConfig, scene: str, wrist_xyzw, obj: ObjectSpec | None =
   <compiler angle="radian" autolimits="true"/>
   <option timestep="{cfg.timestep:.9g}" integrator="implicitfast" gravity="0 0 {-cfg.gravity:.6g}" cone="pyramidal"/>
   <size memory="8M"/>
-  <visual><global offwidth="640" offheight="480"/><quality shadowsize="2048"/></visual>
+  <visual><global offwidth="640" offheight="480"/><quality shadowsize="2048"/>
+    <headlight ambient="0.35 0.35 0.35" diffuse="0.4 0.4 0.4"/></visual>
 {_defaults(cfg)}
   <asset>
     <texture name="grid" type="2d" builtin="checker" rgb1="0.85 0.85 0.85" rgb2="0.75 0.75 0.78" width="256" height="256"/>

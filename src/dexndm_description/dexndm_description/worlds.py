@@ -25,6 +25,8 @@ import numpy as np
 
 from dexndm_description import hand
 
+#: Scenes a world can hold: one object in the grasp, the Chaos Box of soft balls, or the bare hand.
+SCENES: tuple[str, ...] = ("grasp", "chaos_box", "hand_only")
 PHYSICS_HZ = 120.0
 SUBSTEPS = int(round(PHYSICS_HZ * hand.CONTROL_DT))  # 6 physics steps per control tick
 
