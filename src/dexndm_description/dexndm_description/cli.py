@@ -3,7 +3,8 @@
     dexndm-sim info                              joint table, limits, fingertips at q = 0, worlds (JSON)
     dexndm-sim render --scene grasp --object irregular --wrist thumb_up --out hand.png [--ticks 20]
     dexndm-sim render --scene chaos_box --wrist base_up --out box.gif --ticks 40   (a short video)
-    dexndm-sim bench [--envs 64 --ticks 10 --repeats 5]
+    dexndm-sim bench [--envs 64 --ticks 4 --repeats 9]
+    dexndm-sim holds [--envs 8 --seconds 10 --world source]   fraction of grasps still held, set x wrist
 
 bench ends with one line: `source_steps_per_s=... target_steps_per_s=... overhead_ratio=...`.
 """
@@ -179,6 +180,28 @@ def bench(args) -> str:
     return "\n".join(lines)
 
 
+def holds(args) -> str:
+    """Fraction of randomized objects of each set still in the hand after `seconds` of holding the
+    canonical pose, per wrist orientation (the grasp placement's quality)."""
+    from dexndm_description.sim import BatchedHandSim
+
+    wrist_names = args.wrists.split(",")
+    ticks = int(round(args.seconds / hand.CONTROL_DT))
+    lines = [f"{'set':16s} " + " ".join(f"{w:>10s}" for w in wrist_names)]
+    total = []
+    for name in objects.OBJECT_SETS:
+        row = []
+        for w in wrist_names:
+            with BatchedHandSim(num_envs=args.envs, world=args.world, wrist=w, object=name, seed=args.seed) as sim:
+                for _ in range(ticks):
+                    sim.step()
+                row.append(float(np.mean(~sim.object_fallen())))
+        total += row
+        lines.append(f"{name:16s} " + " ".join(f"{v:10.2f}" for v in row))
+    lines.append(f"world={args.world} envs={args.envs} seconds={args.seconds:g} mean_held={np.mean(total):.3f}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dexndm-sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,6 +226,12 @@ def main(argv=None) -> int:
     b.add_argument("--repeats", type=int, default=9)
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--object", default="normal_cylinder", choices=objects.OBJECT_SETS)
+    h = sub.add_parser("holds", help="fraction of grasps still held after N s, per object set and wrist")
+    h.add_argument("--envs", type=int, default=8)
+    h.add_argument("--seconds", type=float, default=10.0)
+    h.add_argument("--world", default="source", choices=("source", "target"))
+    h.add_argument("--wrists", default="palm_up,base_up,base_down,palm_down,thumb_up,thumb_down")
+    h.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
         if args.command == "info":
@@ -211,6 +240,8 @@ def main(argv=None) -> int:
             if not args.out.endswith((".png", ".gif")):
                 parser.error("--out must end in .png (picture) or .gif (video)")
             print(render(args))
+        elif args.command == "holds":
+            print(holds(args), flush=True)
         else:
             print(bench(args), flush=True)
     except ValueError as exc:

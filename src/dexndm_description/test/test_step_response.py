@@ -1,11 +1,9 @@
 """A joint's step response in the source and target worlds, against independent integrations of each
 world's documented law (docs/SIM.md), and against each other."""
-import mujoco
 import numpy as np
 import pytest
 
-from dexndm_description import hand
-from dexndm_description.sim import BatchedHandSim
+from dexndm_description.plots import joint_step_response
 from dexndm_description.worlds import WorldConfig
 
 JOINT = 3  # if_dip: the distal joint, nothing but the distal link moves with it
@@ -14,24 +12,9 @@ TICKS = 8
 
 
 def _sim_response(cfg: WorldConfig):
-    """q of JOINT after every physics step, and the joint's inertia about its axis (kg m^2)."""
-    sim = BatchedHandSim(num_envs=1, world=cfg, scene="hand_only", wrist="palm_down", object=None, threads=1)
-    try:
-        q0 = hand.CANONICAL_POSE.copy()
-        sim.reset(q=q0)
-        m, d = sim.models[0], sim.datas[0]
-        full = np.zeros((m.nv, m.nv))
-        mujoco.mj_fullM(m, d, full)
-        dof = m.jnt_dofadr[m.joint(hand.JOINT_NAMES[JOINT]).id]
-        target = q0.copy()
-        target[JOINT] += STEP
-        sim.substep_trace = [[]]
-        sim.set_targets(target)
-        for _ in range(TICKS):
-            sim.step()
-        return q0[JOINT], np.array(sim.substep_trace[0])[:, JOINT], full[dof, dof]
-    finally:
-        sim.close()
+    """q of JOINT after every physics step, q before the step, and the joint's inertia (kg m^2)."""
+    trace, q0, inertia = joint_step_response(cfg, JOINT, STEP, TICKS)
+    return q0, trace, inertia
 
 
 def _model_response(cfg: WorldConfig, q0: float, inertia: float, steps: int):
