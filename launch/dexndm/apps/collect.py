@@ -1,6 +1,6 @@
 """Chaos Box collection: the hand driver and the chaos_box collector; exits when N episodes are recorded.
 
-    dexndm collect episodes:=4000 output:=data/chaos_box/palm_up source:=sim_rollouts source_path:=data/rollouts
+    dexndm collect episodes:=4000 output:=data/chaos_box/palm_down source:=sim_rollouts source_path:=data/rollouts
     dexndm collect episodes:=3 backend:=sim realtime_factor:=0     # a quick run in the simulated Chaos Box
 
 Rerun the same command on the same output to resume after a crash. The last line is
@@ -17,7 +17,8 @@ ARGUMENTS = (
     Argument("source_path", "", "dataset directory (sim_rollouts) or .npy/.csv targets (file)"),
     Argument("noise_sigma", "0.01", "Gaussian noise added to replayed targets (rad)"),
     Argument("noise_probability", "0.5", "probability per step that the noise is added"),
-    Argument("wrist", "palm_up", "wrist orientation (name or x,y,z,w): the driver's and the record's label"),
+    Argument("wrist", "palm_down", "wrist orientation (name or x,y,z,w) for the driver and the record; "
+                                   "the simulated Chaos Box takes any but palm_up"),
     Argument("seed", "0", "seed of the replay source (and of the simulated hand)"),
     Argument("steps", "400", "control steps per episode"),
     Argument("backend", "sim", "hand driver backend: sim, emulated or dynamixel"),

@@ -186,7 +186,7 @@ class CollectionRun:
 
 #: Run settings and defaults (the chaos_box node's parameters).
 DEFAULTS = dict(output_dir="", episodes=1, source="sine", source_path="", noise_sigma=0.01, noise_probability=0.5,
-                wrist="palm_up", seed=0, steps=400, reset_steps=20, settle_steps=10, state_timeout=5.0,
+                wrist="palm_down", seed=0, steps=400, reset_steps=20, settle_steps=10, state_timeout=5.0,
                 min_free_mb=200.0)
 
 
