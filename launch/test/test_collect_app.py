@@ -28,26 +28,39 @@ def summary(stdout):
     return dict(kv.split("=", 1) for kv in stdout.strip().splitlines()[-1].split())
 
 
-def check_bag(out, episodes):
-    """Message counts, episode boundaries and lockstep pairing, read back with rosbags."""
-    counts, events, state_stamps, answers = {}, [], set(), []
-    with AnyReader([out]) as reader:
+def check_bag(out, episodes, lockstep=True):
+    """Message counts, episode boundaries and lockstep pairing, read back with rosbags.
+
+    In lockstep (sim backend) no tick can be lost; on the emulated bus at 20 Hz real time the driver may
+    miss a read under load (no state that tick), which the bag must show as a stamp gap, nothing else.
+    """
+    counts, events = {}, []
+    with AnyReader([out]) as reader:  # the whole bag, through its metadata.yaml
         for conn, _, raw in reader.messages():
             counts[conn.topic] = counts.get(conn.topic, 0) + 1
-            if conn.topic in ("/dexndm/collect/episode", "/leap_hand/joint_states", "/leap_hand/command"):
+            if conn.topic == "/dexndm/collect/episode":
                 msg = reader.deserialize(raw, conn.msgtype)
-                if conn.topic == "/dexndm/collect/episode":
-                    events.append((msg.event, msg.episode, msg.steps))
-                elif conn.topic == "/leap_hand/joint_states":
-                    state_stamps.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
-                else:
-                    answers.append((msg.state_stamp.sec, msg.state_stamp.nanosec))
+                events.append((msg.event, msg.episode, msg.steps))
+    for file in sorted(out.glob("episode_*.mcap")):  # stamps are unique per episode (sim time restarts)
+        state_stamps, answers = set(), []
+        with AnyReader([file]) as reader:
+            for conn, _, raw in reader.messages():
+                if conn.topic == "/leap_hand/joint_states":
+                    stamp = reader.deserialize(raw, conn.msgtype).header.stamp
+                    state_stamps.add((stamp.sec, stamp.nanosec))
+                elif conn.topic == "/leap_hand/command":
+                    stamp = reader.deserialize(raw, conn.msgtype).state_stamp
+                    answers.append((stamp.sec, stamp.nanosec))
+        assert len(answers) == STEPS and len(set(answers)) == STEPS and set(answers) <= state_stamps
     assert counts["/leap_hand/joint_states"] == episodes * (STEPS + 1)
     assert counts["/leap_hand/command"] == episodes * STEPS
     assert counts["/dexndm/wrist_orientation"] >= episodes and counts["/diagnostics"] >= 1
     assert events == [e for k in range(episodes) for e in ((0, k, 0), (1, k, STEPS))]
-    assert all(a in state_stamps for a in answers) and len(set(answers)) == len(answers)
-    assert all(c.ok and c.dropped_ticks == 0 for c in verify.check_collection(out))
+    checks = verify.check_collection(out)
+    assert all(c.ok for c in checks)
+    if lockstep:
+        assert sum(c.dropped_ticks for c in checks) == 0
+    return checks
 
 
 def convert(out, dataset):
@@ -71,12 +84,16 @@ def test_sim_chaos_box_collects_converts_and_reports(tmp_path):
     print(f"sim collect of 2 episodes took {time.monotonic() - t0:.1f} s")
 
 
-def test_emulated_bus_collects_one_episode_per_20_s(tmp_path):
+def test_emulated_bus_collects_through_the_real_sdk(tmp_path):
     proc = collect(tmp_path / "bag", "episodes:=2", "backend:=emulated", "scene:=chaos_box")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert summary(proc.stdout)["transitions"] == str(2 * STEPS)
-    check_bag(tmp_path / "bag", 2)
-    assert convert(tmp_path / "bag", tmp_path / "ds")["transitions"] == str(2 * STEPS)
+    checks = check_bag(tmp_path / "bag", 2, lockstep=False)
+    converted = convert(tmp_path / "bag", tmp_path / "ds")
+    dropped = int(converted["dropped"])
+    assert int(converted["transitions"]) + dropped == 2 * STEPS
+    assert (dropped == 0) == (sum(c.dropped_ticks for c in checks) == 0)  # drops only where ticks were lost
+    print(f"emulated bus: {sum(c.dropped_ticks for c in checks)} ticks lost by the driver, {dropped} transitions dropped")
 
 
 def _child(pid, name):
@@ -97,11 +114,11 @@ def test_sigkill_of_the_collector_mid_episode_then_rerun(tmp_path):
     args = ["dexndm", "collect", f"output:={out}", "progress:=false", "episodes:=3", "realtime_factor:=0"]
     graph = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (out / "episode_000000.mcap").exists():
-        time.sleep(0.05)
-    time.sleep(1.0)  # into episode 1 (after the 1.5 s reset at realtime_factor 0)
+    while time.monotonic() < deadline and not (out / ".partial" / "episode_000001").exists():
+        time.sleep(0.02)
+    time.sleep(1.0)  # some 80 steps into episode 1
     collector = _child(graph.pid, "chaos_box")
-    assert collector is not None and (out / ".partial").exists()
+    assert collector is not None and [p.name for p in (out / ".partial").iterdir()] == ["episode_000001"]
     os.kill(collector, signal.SIGKILL)
     graph.wait(timeout=30)
     assert graph.returncode != 0  # the required node died: the graph stopped

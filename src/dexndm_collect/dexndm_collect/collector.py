@@ -87,6 +87,8 @@ class CollectionRun:
             return
         self._last_state_t = self.clock()
         if stamp_ns <= self._last_stamp:
+            if stamp_ns < self._last_stamp - 10**9:
+                self.fail("driver restarted (state stamps went back in time); rerun to resume")
             self.stale_states += 1
             return
         self._last_stamp = stamp_ns

@@ -131,3 +131,13 @@ def test_stale_or_repeated_states_get_no_second_answer(tmp_path, store):
     run.on_state(q, 100, out.state(q, 100))
     run.on_state(q, 50, out.state(q, 50))
     assert len(out.commands) == 1 and run.stale_states == 2
+
+
+def test_a_restarted_driver_stops_the_run(tmp_path, store):
+    out = Outputs(store)
+    run = CollectionRun(bag.EpisodeBagWriter(tmp_path / "c", min_free_mb=0, typestore=store),
+                        ReplaySource("sine", steps=50), 1, out, reset_steps=1, settle_steps=0)
+    drive(run, out, 40)  # 2 s of states, inside the episode
+    q = hand.OPEN_POSE
+    run.on_state(q, 50_000_000, out.state(q, 50_000_000))  # sim time starts again
+    assert run.done and "driver restarted" in run.failure and out.events[-1][0] == ABORT
