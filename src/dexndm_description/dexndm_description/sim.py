@@ -28,8 +28,24 @@ from dexndm_description.worlds import WorldConfig, pd_torque, servo_current, ser
 FALL_DISTANCE = 0.1
 #: Control ticks spent closing the fingers on a freshly placed object during reset.
 GRASP_SETTLE_TICKS = 10
-#: Gravity during the grasp settle, as a fraction of g pointing into the palm.
-SETTLE_GRAVITY = 1.0
+#: Object placements tried for the canonical grasp, in order: (spot in the palm frame m, yaw of the
+#: object about the palm normal rad, gravity into the palm during the close as a fraction of g).
+#: Fingertip grasps first (object among the fingertips, no gravity while they close), the palm rest
+#: last (object settles onto the palm). Chosen by holding rates under palm_down / palm_up.
+_Q = float(np.pi / 4)
+GRASP_CANDIDATES: tuple[tuple[tuple[float, float, float], float, float], ...] = (
+    ((-0.02, -0.02, -0.115), 0.0, 0.0),
+    ((-0.01, -0.04, -0.12), _Q, 0.0),
+    ((-0.02, -0.02, -0.115), -_Q, 0.0),
+    ((-0.01, -0.02, -0.13), 0.0, 0.0),
+    ((-0.02, -0.035, -0.13), 0.0, 0.0),
+    ((-0.02, -0.02, -0.10), 0.0, 0.0),
+    ((0.0, -0.035, -0.115), 0.0, 0.0),
+    (tuple(mjcf.GRASP_SPOT), 0.0, 1.0),
+)
+#: Control ticks a candidate grasp must hold, and how little the object may move (m) to be taken.
+GRASP_TEST_TICKS = 30
+GRASP_STILL = 0.004
 #: Control ticks the Chaos Box balls get to fall and settle during reset.
 BALL_SETTLE_TICKS = 16
 
@@ -95,6 +111,7 @@ class BatchedHandSim:
             self.models.append(model)
             self.datas.append(mujoco.MjData(model))
         self._index(self.models[0])
+        self._grasps: list[np.ndarray | None] = [None] * n  # per world: state of its canonical grasp
         self._threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 and n > 1 else None
         self._chunks = [c for c in np.array_split(np.arange(n), min(self._threads, n)) if len(c)]
@@ -150,7 +167,6 @@ class BatchedHandSim:
             jnt = m.joint("object").id
             self._obj_qadr = int(m.jnt_qposadr[jnt])
             self._obj_vadr = int(m.jnt_dofadr[jnt])
-            self._obj_start = (m.body_pos[self._obj_body].copy(), m.body_quat[self._obj_body].copy())
 
     def _run(self, fn, env_ids: np.ndarray) -> None:
         """Call fn(ids) on parts of env_ids, one part per thread of the pool."""
@@ -230,37 +246,73 @@ class BatchedHandSim:
         self._advance(ids, self._targets[ids], self._previous_targets[ids])
         self._observe(ids)
 
-    def _reset_one(self, i: int, q0: np.ndarray) -> None:
+    def _randomize_object(self, i: int) -> None:
+        m, d, spec = self.models[i], self.datas[i], self.object_specs[i]
+        if self.randomize:
+            objects.randomize_physics(spec, self._rngs[i])
+        b = self._obj_body
+        m.body_mass[b] = spec.mass
+        m.body_inertia[b] = spec.mass * objects.unit_inertia(spec)
+        m.body_ipos[b] = spec.com
+        m.geom_friction[self._obj_geom, 0] = spec.friction * self.config.friction_scale
+        mujoco.mj_setConst(m, d)
+
+    def _place_and_close(self, i: int, q0: np.ndarray, spot: np.ndarray, yaw: float, into_palm: float) -> None:
+        """Object at `spot` (palm frame; axes along the palm's, turned by `yaw` rad about the palm
+        normal), fingers from half of q0 closing to q0 for GRASP_SETTLE_TICKS with gravity
+        `into_palm` x g pointing into the palm, then real gravity."""
         m, d, cfg = self.models[i], self.datas[i], self.config
-        rng = self._rngs[i]
-        if self._has_object:
-            spec = self.object_specs[i]
-            if self.randomize:
-                objects.randomize_physics(spec, rng)
-            b = self._obj_body
-            m.body_mass[b] = spec.mass
-            m.body_inertia[b] = spec.mass * objects.unit_inertia(spec)
-            m.body_ipos[b] = spec.com
-            m.geom_friction[self._obj_geom, 0] = spec.friction * cfg.friction_scale
-            mujoco.mj_setConst(m, d)
+        rot = wrists.quat_to_matrix(self._wrists[i])
         mujoco.mj_resetData(m, d)
-        settle = 0
-        if self._has_object:
+        a = self._obj_qadr
+        d.qpos[a:a + 3] = scenes.HAND_ORIGIN + rot @ spot
+        quat = np.zeros(4)
+        mujoco.mju_mulQuat(quat, scenes.xyzw_to_wxyz(self._wrists[i]), np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]))
+        d.qpos[a + 3:a + 7] = quat
+        d.qpos[self._qadr] = 0.5 * q0
+        m.opt.gravity[:] = rot @ [0.0, 0.0, into_palm * cfg.gravity]
+        for _ in range(GRASP_SETTLE_TICKS):
+            self._advance(np.array([i]), q0[None], q0[None], record=False)
+        m.opt.gravity[:] = (0.0, 0.0, -cfg.gravity)
+
+    def _search_grasp(self, i: int, q0: np.ndarray) -> np.ndarray:
+        """Try GRASP_CANDIDATES in order under this world's wrist; keep the first whose object moves
+        less than GRASP_STILL m in GRASP_TEST_TICKS (else the one that moved least). Returns the
+        MuJoCo state right after its fingers closed."""
+        m, d = self.models[i], self.datas[i]
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        best, best_moved = None, np.inf
+        for spot, yaw, into_palm in GRASP_CANDIDATES:
+            self._place_and_close(i, q0, np.asarray(spot), yaw, into_palm)
+            state = np.zeros(mujoco.mj_stateSize(m, spec))
+            mujoco.mj_getState(m, d, state, spec)
             a = self._obj_qadr
-            d.qpos[a:a + 3], d.qpos[a + 3:a + 7] = self._obj_start
-            d.qpos[self._qadr] = 0.5 * q0  # fingers half open; they close on the object while it settles
-            settle = GRASP_SETTLE_TICKS
-        else:
-            d.qpos[self._qadr] = q0
-            settle = BALL_SETTLE_TICKS if self.scene == "chaos_box" else 0
-        if settle:
-            # While the grasp closes, gravity points into the palm whatever the wrist, so the object
-            # settles against the fingers instead of falling out of an upside-down hand.
-            if self._has_object:
-                m.opt.gravity[:] = wrists.quat_to_matrix(self._wrists[i]) @ [0.0, 0.0, SETTLE_GRAVITY * cfg.gravity]
-            for _ in range(settle):
+            start = d.qpos[a:a + 3].copy()
+            for _ in range(GRASP_TEST_TICKS):
                 self._advance(np.array([i]), q0[None], q0[None], record=False)
-            m.opt.gravity[:] = (0.0, 0.0, -cfg.gravity)
+            moved = float(np.linalg.norm(d.qpos[a:a + 3] - start))
+            if moved < best_moved:
+                best, best_moved = state, moved
+            if moved < GRASP_STILL:
+                break
+        return best
+
+    def _reset_one(self, i: int, q0: np.ndarray, canonical: bool) -> None:
+        m, d = self.models[i], self.datas[i]
+        if self._has_object:
+            self._randomize_object(i)
+            if canonical:
+                if self._grasps[i] is None:
+                    self._grasps[i] = self._search_grasp(i, q0)
+                mujoco.mj_resetData(m, d)
+                mujoco.mj_setState(m, d, self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)
+            else:
+                self._place_and_close(i, q0, mjcf.GRASP_SPOT, 0.0, 1.0)
+        else:
+            mujoco.mj_resetData(m, d)
+            d.qpos[self._qadr] = q0
+            for _ in range(BALL_SETTLE_TICKS if self.scene == "chaos_box" else 0):
+                self._advance(np.array([i]), q0[None], q0[None], record=False)
         d.time = 0.0
         mujoco.mj_forward(m, d)
         self._observe(np.array([i]))
@@ -269,14 +321,19 @@ class BatchedHandSim:
     def reset(self, env_ids=None, q=None) -> None:
         """Reset worlds (all by default) to joint angles q (rad, [16] or [len(env_ids), 16]; default
         the canonical grasp), re-place the object in the grasp (and re-draw its mass, friction and
-        centre of mass when randomize=True); targets are set to q, time to 0."""
+        centre of mass when randomize=True); targets are set to q, time to 0.
+
+        With the default q each world uses the grasp found for its object and wrist at its first
+        reset (see GRASP_CANDIDATES); with an explicit q the object is placed over the palm and the
+        fingers close to q with gravity pointing into the palm."""
         ids = self._env_ids(env_ids)
         q0 = _as_env_array(hand.CANONICAL_POSE if q is None else q, len(ids), hand.NUM_JOINTS, "q")
         q0 = hand.clip_to_limits(q0)
         self._targets[ids] = q0
         self._previous_targets[ids] = q0
         rows = {int(i): r for r, i in enumerate(ids)}
-        self._run(lambda part: [self._reset_one(int(i), q0[rows[int(i)]]) for i in part], ids)
+        canonical = q is None
+        self._run(lambda part: [self._reset_one(int(i), q0[rows[int(i)]], canonical) for i in part], ids)
 
     def set_targets(self, targets) -> np.ndarray:
         """Joint targets for the next tick, [N, 16] (or [16] for all) rad, motor-ID order; returns
