@@ -140,13 +140,15 @@ class BatchedHandSim:
     def _parse_wrists(wrist, n: int) -> np.ndarray:
         if isinstance(wrist, str):
             return np.tile(wrists.parse_wrist(wrist), (n, 1))
+        if isinstance(wrist, (list, tuple)) and wrist and all(isinstance(w, str) for w in wrist):
+            if len(wrist) != n:
+                raise ValueError(f"got {len(wrist)} wrist names for {n} worlds")
+            return np.stack([wrists.parse_wrist(w) for w in wrist])
         arr = np.asarray(wrist, dtype=float)
         if arr.shape == (4,):
             return np.tile(wrists.parse_wrist(arr), (n, 1))
         if arr.ndim == 2 and arr.shape == (n, 4):
             return np.stack([wrists.parse_wrist(row) for row in arr])
-        if isinstance(wrist, (list, tuple)) and len(wrist) == n and all(isinstance(w, str) for w in wrist):
-            return np.stack([wrists.parse_wrist(w) for w in wrist])
         raise ValueError(f"wrist must be a name, a quaternion x,y,z,w [4] or one per world [{n}, 4]; got shape {list(arr.shape)}")
 
     def _index(self, m: mujoco.MjModel) -> None:
@@ -158,6 +160,7 @@ class BatchedHandSim:
         if sorted(self._qadr) != list(range(hand.NUM_JOINTS)) or sorted(self._vadr) != list(range(hand.NUM_JOINTS)):
             raise RuntimeError("the hand's joints must be the first 16 of the model")
         self._tip_sites = np.array([m.site(s).id for s in mjcf.FINGERTIP_SITES])
+        self._tip_geoms = np.array([m.geom(f"{b}_tip").id for b in mjcf.FINGERTIP_BODIES])
         self._spot_site = m.site("palm_centre").id
         self._palm_body = m.body("palm").id
         self._has_object = self.object_set is not None
@@ -354,6 +357,27 @@ class BatchedHandSim:
         else:
             self._run(self._tick, ids)
         self._previous_targets = self._targets.copy()
+
+    def set_object_force(self, force) -> None:
+        """Apply a constant force (N, world frame, [N, 3] or [3]) at each object's centre of mass until
+        changed (the paper's disturbance forces); zero to remove. Ignored without an object."""
+        f = _as_env_array(force, self.num_envs, 3, "object force")
+        if not self._has_object:
+            return
+        for i, d in enumerate(self.datas):
+            d.xfrc_applied[self._obj_body, :3] = f[i]
+
+    def fingertip_contacts(self) -> np.ndarray:
+        """[N, 4] bool: whether each fingertip pad (index, middle, ring, thumb) touches something other
+        than the hand (the object, a ball, the floor) right now."""
+        out = np.zeros((self.num_envs, 4), dtype=bool)
+        for i, d in enumerate(self.datas):
+            if d.ncon == 0:
+                continue
+            pairs = d.contact.geom[:d.ncon]
+            for k, tip in enumerate(self._tip_geoms):
+                out[i, k] = bool(np.any(pairs == tip))
+        return out
 
     def object_fallen(self) -> np.ndarray:
         """[N] bool: the object's centre is more than FALL_DISTANCE from the grasp spot (always False without object)."""

@@ -153,3 +153,20 @@ def test_hand_holds_a_cylinder_palm_up_for_ten_seconds():
         assert np.linalg.norm(sim.object_linvel[0]) < 0.02
     finally:
         sim.close()
+
+
+def test_per_world_wrists_forces_and_contacts():
+    sim = BatchedHandSim(num_envs=2, wrist=["palm_up", "thumb_down"], object="normal_cuboid", randomize=False, threads=2)
+    try:
+        np.testing.assert_allclose(sim.wrist_quat[0], [1, 0, 0, 0])
+        pos, spot = sim.object_pose[:, :3], sim.grasp_spot
+        assert np.linalg.norm(spot[0] - spot[1]) > 0.05  # the two hands really differ
+        assert np.linalg.norm(pos - spot, axis=1).max() < 0.1  # each object is in its own hand
+        assert np.all(np.linalg.norm(pos - spot, axis=1) < np.linalg.norm(pos - spot[::-1], axis=1))
+        assert sim.fingertip_contacts().shape == (2, 4) and sim.fingertip_contacts().any()
+        sim.set_object_force([[0.0, 0.0, 3.0], [0.0, 0.0, 0.0]])  # 3 N up against ~0.3 N of weight
+        for _ in range(10):
+            sim.step()
+        assert sim.object_fallen()[0] and sim.object_pose[0, 2] > sim.grasp_spot[0, 2]
+    finally:
+        sim.close()
