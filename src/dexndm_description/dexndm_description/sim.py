@@ -22,7 +22,7 @@ import mujoco
 import numpy as np
 
 from dexndm_description import hand, mjcf, objects, scene as scenes, wrist as wrists
-from dexndm_description.worlds import WorldConfig, pd_torque, servo_current, servo_torque
+from dexndm_description.worlds import WorldConfig, servo_current, servo_torque
 
 #: An object whose centre is farther than this from the grasp spot has left the hand (m).
 FALL_DISTANCE = 0.1
@@ -114,9 +114,8 @@ class BatchedHandSim:
         self._grasps: list[np.ndarray | None] = [None] * n  # per world: state of its canonical grasp
         self._threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 and n > 1 else None
-        self._chunks = [c for c in np.array_split(np.arange(n), min(self._threads, n)) if len(c)]
         self._targets = np.tile(hand.CANONICAL_POSE, (n, 1))
-        self._previous_targets = self._targets.copy()
+        self._previous_targets = self._targets.copy()  # the targets in force during the last tick
         self._q = np.zeros((n, hand.NUM_JOINTS))
         self._qdot = np.zeros((n, hand.NUM_JOINTS))
         self._effort = np.zeros((n, hand.NUM_JOINTS))
@@ -342,7 +341,6 @@ class BatchedHandSim:
         """Joint targets for the next tick, [N, 16] (or [16] for all) rad, motor-ID order; returns
         what will be applied after clipping to the joint limits."""
         t = hand.clip_to_limits(_as_env_array(targets, self.num_envs, hand.NUM_JOINTS, "targets"))
-        self._previous_targets = self._targets
         self._targets = t.copy()
         return t
 
