@@ -259,65 +259,65 @@ class BatchedHandSim:
         m.geom_friction[self._obj_geom, 0] = spec.friction * self.config.friction_scale
         mujoco.mj_setConst(m, d)
 
-    def _place_and_close(self, i: int, q0: np.ndarray, spot: np.ndarray, yaw: float, into_palm: float) -> None:
-        """Object at `spot` (palm frame; axes along the palm's, turned by `yaw` rad about the palm
-        normal), fingers from half of q0 closing to q0 for GRASP_SETTLE_TICKS with gravity
-        `into_palm` x g pointing into the palm, then real gravity."""
-        m, d, cfg = self.models[i], self.datas[i], self.config
+    def _ticks(self, ids: np.ndarray, goal: np.ndarray, count: int) -> None:
+        """`count` control ticks of worlds ids holding targets goal ([N, 16], rows by world id), spread
+        over the pool like step(); nothing is observed or traced."""
+        if self.config.actuation == "servo":
+            for _ in range(count):
+                self._advance(ids, goal[ids], goal[ids], record=False, pool=self._pool)
+        else:
+            self._run(lambda part: [self._advance(part, goal[part], goal[part], record=False) for _ in range(count)], ids)
+
+    def _place(self, i: int, q0: np.ndarray, spot, yaw: float, into_palm: float) -> None:
+        """Object at `spot` (palm frame m; axes along the palm's, turned by `yaw` rad about the palm
+        normal), fingers at half of q0, gravity `into_palm` x g pointing into the palm."""
+        m, d = self.models[i], self.datas[i]
         rot = wrists.quat_to_matrix(self._wrists[i])
         mujoco.mj_resetData(m, d)
         a = self._obj_qadr
-        d.qpos[a:a + 3] = scenes.HAND_ORIGIN + rot @ spot
+        d.qpos[a:a + 3] = scenes.HAND_ORIGIN + rot @ np.asarray(spot)
+        turn = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
         quat = np.zeros(4)
-        mujoco.mju_mulQuat(quat, scenes.xyzw_to_wxyz(self._wrists[i]), np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]))
+        mujoco.mju_mulQuat(quat, scenes.xyzw_to_wxyz(self._wrists[i]), turn)
         d.qpos[a + 3:a + 7] = quat
         d.qpos[self._qadr] = 0.5 * q0
-        m.opt.gravity[:] = rot @ [0.0, 0.0, into_palm * cfg.gravity]
-        for _ in range(GRASP_SETTLE_TICKS):
-            self._advance(np.array([i]), q0[None], q0[None], record=False)
-        m.opt.gravity[:] = (0.0, 0.0, -cfg.gravity)
+        m.opt.gravity[:] = rot @ [0.0, 0.0, into_palm * self.config.gravity]
 
-    def _search_grasp(self, i: int, q0: np.ndarray) -> np.ndarray:
-        """Try GRASP_CANDIDATES in order under this world's wrist; keep the first whose object moves
-        less than GRASP_STILL m in GRASP_TEST_TICKS (else the one that moved least). Returns the
-        MuJoCo state right after its fingers closed."""
-        m, d = self.models[i], self.datas[i]
+    def _close(self, ids: np.ndarray, goal: np.ndarray) -> None:
+        """Fingers of worlds ids close to goal for GRASP_SETTLE_TICKS, then real gravity returns."""
+        self._ticks(ids, goal, GRASP_SETTLE_TICKS)
+        for i in ids:
+            self.models[i].opt.gravity[:] = (0.0, 0.0, -self.config.gravity)
+
+    def _search_grasps(self, ids: np.ndarray, goal: np.ndarray) -> None:
+        """For each world in ids try GRASP_CANDIDATES in order under its own wrist (all searching
+        worlds together); keep the first whose object moves less than GRASP_STILL m during
+        GRASP_TEST_TICKS, else the one that moved least. Stores the state right after the close."""
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        best, best_moved = None, np.inf
+        a = self._obj_qadr
+        best_moved = {int(i): np.inf for i in ids}
+        searching = np.asarray(ids)
         for spot, yaw, into_palm in GRASP_CANDIDATES:
-            self._place_and_close(i, q0, np.asarray(spot), yaw, into_palm)
-            state = np.zeros(mujoco.mj_stateSize(m, spec))
-            mujoco.mj_getState(m, d, state, spec)
-            a = self._obj_qadr
-            start = d.qpos[a:a + 3].copy()
-            for _ in range(GRASP_TEST_TICKS):
-                self._advance(np.array([i]), q0[None], q0[None], record=False)
-            moved = float(np.linalg.norm(d.qpos[a:a + 3] - start))
-            if moved < best_moved:
-                best, best_moved = state, moved
-            if moved < GRASP_STILL:
+            if len(searching) == 0:
                 break
-        return best
-
-    def _reset_one(self, i: int, q0: np.ndarray, canonical: bool) -> None:
-        m, d = self.models[i], self.datas[i]
-        if self._has_object:
-            self._randomize_object(i)
-            if canonical:
-                if self._grasps[i] is None:
-                    self._grasps[i] = self._search_grasp(i, q0)
-                mujoco.mj_resetData(m, d)
-                mujoco.mj_setState(m, d, self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)
-            else:
-                self._place_and_close(i, q0, mjcf.GRASP_SPOT, 0.0, 1.0)
-        else:
-            mujoco.mj_resetData(m, d)
-            d.qpos[self._qadr] = q0
-            for _ in range(BALL_SETTLE_TICKS if self.scene == "chaos_box" else 0):
-                self._advance(np.array([i]), q0[None], q0[None], record=False)
-        d.time = 0.0
-        mujoco.mj_forward(m, d)
-        self._observe(np.array([i]))
+            for i in searching:
+                self._place(i, goal[i], spot, yaw, into_palm)
+            self._close(searching, goal)
+            states, starts = {}, {}
+            for i in searching:
+                m, d = self.models[i], self.datas[i]
+                states[i] = np.zeros(mujoco.mj_stateSize(m, spec))
+                mujoco.mj_getState(m, d, states[i], spec)
+                starts[i] = d.qpos[a:a + 3].copy()
+            self._ticks(searching, goal, GRASP_TEST_TICKS)
+            still = []
+            for i in searching:
+                moved = float(np.linalg.norm(self.datas[i].qpos[a:a + 3] - starts[i]))
+                if moved < best_moved[int(i)]:
+                    best_moved[int(i)], self._grasps[i] = moved, states[i]
+                if moved >= GRASP_STILL:
+                    still.append(i)
+            searching = np.array(still, dtype=int)
 
     # ----------------------------------------------------------------------------------- API
     def reset(self, env_ids=None, q=None) -> None:
@@ -333,9 +333,29 @@ class BatchedHandSim:
         q0 = hand.clip_to_limits(q0)
         self._targets[ids] = q0
         self._previous_targets[ids] = q0
-        rows = {int(i): r for r, i in enumerate(ids)}
-        canonical = q is None
-        self._run(lambda part: [self._reset_one(int(i), q0[rows[int(i)]], canonical) for i in part], ids)
+        goal = self._targets.copy()
+        if self._has_object:
+            for i in ids:
+                self._randomize_object(i)
+            if q is None:
+                self._search_grasps(np.array([i for i in ids if self._grasps[i] is None], dtype=int), goal)
+                for i in ids:
+                    mujoco.mj_resetData(self.models[i], self.datas[i])
+                    mujoco.mj_setState(self.models[i], self.datas[i], self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)
+            else:
+                for i in ids:
+                    self._place(i, goal[i], mjcf.GRASP_SPOT, 0.0, 1.0)
+                self._close(ids, goal)
+        else:
+            for i in ids:
+                mujoco.mj_resetData(self.models[i], self.datas[i])
+                self.datas[i].qpos[self._qadr] = goal[i]
+            if self.scene == "chaos_box":
+                self._ticks(ids, goal, BALL_SETTLE_TICKS)
+        for i in ids:
+            self.datas[i].time = 0.0
+            mujoco.mj_forward(self.models[i], self.datas[i])
+        self._observe(ids)
 
     def set_targets(self, targets) -> np.ndarray:
         """Joint targets for the next tick, [N, 16] (or [16] for all) rad, motor-ID order; returns
