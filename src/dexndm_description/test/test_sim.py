@@ -170,3 +170,34 @@ def test_per_world_wrists_forces_and_contacts():
         assert sim.object_fallen()[0] and sim.object_pose[0, 2] > sim.grasp_spot[0, 2]
     finally:
         sim.close()
+
+
+def test_world_config_variants_and_validation():
+    from dexndm_description.worlds import WorldConfig
+
+    target = WorldConfig.target()
+    plain = target.replace(backlash=0.0, delay_substeps=0)
+    assert plain.backlash == 0.0 and plain.current_limit == target.current_limit and target.backlash > 0
+    assert WorldConfig.source().servo_stiffness()[1] == pytest.approx(2.11, abs=0.01)  # N m/rad at P = 800
+    with pytest.raises(ValueError, match="delay_substeps"):
+        target.replace(delay_substeps=6)
+    with pytest.raises(ValueError, match="16 values"):
+        target.replace(pd_kp=np.ones(15))
+    sim = BatchedHandSim(num_envs=1, world=plain, scene="hand_only", object=None, threads=1)
+    assert sim.config.name == "target" and sim.config.delay_substeps == 0
+    sim.close()
+
+
+def test_resetting_a_subset_restores_those_worlds_exactly():
+    sim = BatchedHandSim(num_envs=3, world="source", object="normal_cylinder", randomize=False, seed=2, threads=2)
+    try:
+        first = sim.object_pose.copy(), sim.q.copy()
+        sim.set_targets(hand.OPEN_POSE)
+        for _ in range(5):
+            sim.step()
+        sim.reset(env_ids=[0, 2])
+        np.testing.assert_array_equal(sim.object_pose[[0, 2]], first[0][[0, 2]])
+        np.testing.assert_array_equal(sim.q[[0, 2]], first[1][[0, 2]])
+        assert np.abs(sim.q[1] - first[1][1]).max() > 0.05  # world 1 kept its opened fingers
+    finally:
+        sim.close()
