@@ -387,7 +387,7 @@ class BatchedHandSim:
 
     def fingertip_contacts(self) -> np.ndarray:
         """[N, 4] bool: whether each fingertip pad (index, middle, ring, thumb) touches something other
-        than the hand (the object, a ball, the floor) right now."""
+        than the hand (the object or a ball) right now."""
         out = np.zeros((self.num_envs, 4), dtype=bool)
         for i, d in enumerate(self.datas):
             if d.ncon == 0:
