@@ -201,3 +201,17 @@ def test_resetting_a_subset_restores_those_worlds_exactly():
         assert np.abs(sim.q[1] - first[1][1]).max() > 0.05  # world 1 kept its opened fingers
     finally:
         sim.close()
+
+
+@pytest.mark.parametrize("world", ["source", "target"])
+def test_every_sets_nominal_object_stays_in_the_hand_palm_up(world):
+    from dexndm_description import objects
+
+    for name in objects.OBJECT_SETS:
+        sim = BatchedHandSim(num_envs=1, world=world, wrist="palm_up", object=name, randomize=False, threads=1)
+        try:
+            for _ in range(200):
+                sim.step()
+            assert not sim.object_fallen()[0], f"{name} left the hand in the {world} world"
+        finally:
+            sim.close()
