@@ -161,7 +161,6 @@ class BatchedHandSim:
         self._tip_sites = np.array([m.site(s).id for s in mjcf.FINGERTIP_SITES])
         self._tip_geoms = np.array([m.geom(f"{b}_tip").id for b in mjcf.FINGERTIP_BODIES])
         self._spot_site = m.site("palm_centre").id
-        self._palm_body = m.body("palm").id
         self._has_object = self.object_set is not None
         if self._has_object:
             self._obj_body = m.body("object").id
