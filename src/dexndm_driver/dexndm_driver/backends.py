@@ -211,3 +211,32 @@ class SimBackend:
 
     def close(self) -> None:
         self.sim = None
+
+
+BACKENDS = ("sim", "emulated", "dynamixel")
+INITIAL_POSES = {"canonical": hand.CANONICAL_POSE, "open": hand.OPEN_POSE}
+
+
+def parse_object(name: str) -> str | None:
+    """The `object` parameter: a set name, or None for "none"/"" (hand only)."""
+    return None if name.strip().lower() in ("", "none") else name.strip()
+
+
+def initial_pose(name: str) -> np.ndarray:
+    """The `initial_pose` parameter (canonical | open) as joint angles (rad)."""
+    try:
+        return INITIAL_POSES[name].copy()
+    except KeyError:
+        raise ValueError(f"unknown initial_pose {name!r}: use {' or '.join(INITIAL_POSES)}") from None
+
+
+def make_backend(backend: str, port: str, baudrate: int, world: WorldConfig, pose: np.ndarray,
+                 emulator_motor_model: str = "physics") -> HandBackend:
+    """The backend the hand_driver parameters ask for; ValueError says what is valid."""
+    if backend == "sim":
+        return SimBackend(world, pose)
+    if backend == "emulated":
+        return EmulatedBackend(world, pose, motor_model=emulator_motor_model, baudrate=baudrate)
+    if backend == "dynamixel":
+        return BusBackend(port, baudrate)
+    raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")

@@ -61,6 +61,7 @@ class DriverStats:
     state: str = "unconfigured"
     connected: bool = False
     last_error: str = ""
+    last_read_error: str = ""
     accepted: int = 0
     refused: dict = field(default_factory=lambda: {r: 0 for r in REFUSAL_REASONS})
     last_refusal: str = ""
@@ -337,7 +338,7 @@ class HandDriver:
         except BusError as err:
             self.stats.dropped_reads += 1
             self.stats.consecutive_read_failures += 1
-            self.stats.last_error = f"read failed: {err}"
+            self.stats.last_error = self.stats.last_read_error = f"read failed: {err}"
             if self.stats.consecutive_read_failures in (1, 20):
                 self.sink.log("warn", self.stats.last_error)
             return
