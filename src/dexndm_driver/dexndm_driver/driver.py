@@ -188,8 +188,8 @@ class HandDriver:
                 self.stats.last_error = str(err)
                 if time.monotonic() >= next_log:
                     self.sink.log("error", f"cannot configure the {self.backend.name} backend: {err}")
-                    self.sink.diagnostics(self.stats, time.time_ns())
                     next_log = time.monotonic() + 10.0
+                self.sink.diagnostics(self.stats, time.time_ns())
                 self._wait(self.config.reconnect_period)
                 continue
             self.stats.connected, self.stats.state, self.stats.last_error = True, "inactive", ""

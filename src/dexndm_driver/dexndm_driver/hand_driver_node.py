@@ -101,7 +101,13 @@ class HandDriverNode(Node):
         self.pub_diag.publish(msg)
 
     def log(self, level: str, message: str) -> None:
-        {"info": self.get_logger().info, "warn": self.get_logger().warn}.get(level, self.get_logger().error)(message)
+        logger = self.get_logger()
+        if level == "info":
+            logger.info(message)
+        elif level == "warn":
+            logger.warning(message)
+        else:
+            logger.error(message)
 
 
 def main(args=None):

@@ -111,6 +111,7 @@ class Packet:
     dxl_id: int
     instruction: int
     params: bytes
+    size: int = 0  # bytes on the wire, header to CRC, stuffing included
 
 
 class PacketReader:
@@ -150,4 +151,4 @@ class PacketReader:
                 self.crc_errors += 1
                 continue
             body = unstuff(raw[7:-2])
-            packets.append(Packet(raw[4], body[0], body[1:]))
+            packets.append(Packet(raw[4], body[0], body[1:], total))

@@ -43,10 +43,17 @@ def wait_for(predicate, timeout=5.0, period=0.01):
     return predicate()
 
 
+def installed_executable(name: str) -> str:
+    """Path of a dexndm_driver console script as colcon installed it (scripts/setup.sh)."""
+    from ament_index_python.packages import get_package_prefix
+
+    return os.path.join(get_package_prefix("dexndm_driver"), "lib", "dexndm_driver", name)
+
+
 @contextlib.contextmanager
 def hand_driver_process(**params):
     """Run the installed hand_driver with ROS parameters; SIGINT and wait on exit. Yields the Popen."""
-    args = ["hand_driver", "--ros-args"]
+    args = [installed_executable("hand_driver"), "--ros-args"]
     for key, value in params.items():
         args += ["-p", f"{key}:={value}"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import tty
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -63,6 +63,8 @@ class BusEvent:
     address: int = -1
     length: int = 0
     values: tuple = ()
+    request_bytes: int = 0  # instruction packet size on the wire
+    reply_bytes: int = 0  # status packet bytes sent in answer
 
     @property
     def register(self) -> str:
@@ -174,6 +176,7 @@ class EmulatedBus:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._master = self._slave = -1
+        self._sent = 0
         self._open_pty()
         self._sync_motor_torque()
 
@@ -277,7 +280,11 @@ class EmulatedBus:
                 time.sleep(0.01)
                 continue
             for packet in reader.feed(data):
-                self._handle(packet, master)
+                with self._lock:
+                    first, self._sent = len(self.log), 0
+                    self._handle(packet, master)
+                    if len(self.log) > first:
+                        self.log[first] = replace(self.log[first], request_bytes=packet.size, reply_bytes=self._sent)
             self.crc_errors = reader.crc_errors
 
     def _send(self, master: int, packet: bytes) -> None:
@@ -294,6 +301,7 @@ class EmulatedBus:
             f.late_replies -= 1
             time.sleep(f.late_s)
         view = memoryview(packet)
+        self._sent += len(packet)
         try:
             while view:
                 view = view[os.write(master, view):]
