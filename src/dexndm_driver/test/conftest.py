@@ -21,7 +21,7 @@ def bus():
 
 @pytest.fixture
 def io(bus):
-    sdk_io = SdkIO(bus.port, latency_ms=4.0)
+    sdk_io = SdkIO(bus.port)
     sdk_io.open()
     yield sdk_io
     sdk_io.close()

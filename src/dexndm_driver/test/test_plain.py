@@ -29,7 +29,7 @@ def test_byte_stuffing_round_trip_through_the_reader():
     assert b"\xff\xff\xfd\xfd" in packet and protocol.unstuff(protocol.stuff(params)) == params
     reader = protocol.PacketReader()
     parsed = reader.feed(b"\x00\x12" + packet[:5]) + reader.feed(packet[5:])
-    assert parsed == [protocol.Packet(3, protocol.INST_WRITE, params)]
+    assert parsed == [protocol.Packet(3, protocol.INST_WRITE, params, len(packet))]
     bad = bytearray(packet)
     bad[-1] ^= 1
     assert reader.feed(bytes(bad)) == [] and reader.crc_errors == 1

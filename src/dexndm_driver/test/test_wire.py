@@ -120,7 +120,7 @@ class Answerer:
 
 @pytest.fixture
 def running(bus, sink):
-    backend = BusBackend(bus.port, latency_ms=4.0)
+    backend = BusBackend(bus.port)
     driver = HandDriver(backend, sink, DriverConfig(health_period=0.25, diagnostics_period=0.1))
     driver.start()
     assert wait_for(lambda: driver.stats.state == "active" and len(sink.states) > 2)
@@ -159,7 +159,7 @@ def test_bus_faults_are_survived_reported_and_recovered(bus, sink, running, faul
     elif fault == "corrupt_crc":
         bus.faults.corrupt_crc = 3
     elif fault == "late":
-        bus.faults.late_s, bus.faults.late_replies = 0.03, 2  # beyond the 10 ms reply timeout
+        bus.faults.late_s, bus.faults.late_replies = 0.05, 2  # beyond the SDK's 34 ms reply timeout
     else:
         bus.faults.missing_ids = {7}
         assert wait_for(lambda: driver.stats.consecutive_read_failures >= 3)

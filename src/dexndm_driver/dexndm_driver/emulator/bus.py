@@ -186,6 +186,7 @@ class EmulatedBus:
         return self.link
 
     def start(self) -> "EmulatedBus":
+        """Serve the pty from a daemon thread."""
         self._thread = threading.Thread(target=self._serve, name="dexndm-emulated-bus", daemon=True)
         self._thread.start()
         return self
