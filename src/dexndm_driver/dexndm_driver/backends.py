@@ -29,6 +29,11 @@ class WorldConfig:
     world: str = "target"
     seed: int = 0
 
+    @property
+    def has_object(self) -> bool:
+        """True when the scene holds an object whose pose is worth publishing."""
+        return self.object is not None and self.scene == "grasp"
+
 
 @dataclass
 class WorldState:
@@ -70,7 +75,8 @@ def make_sim(config: WorldConfig, num_envs: int = 1):
         from dexndm_description.sim import BatchedHandSim
     except ImportError as err:
         raise ImportError(f"the simulated hand (dexndm_description.sim) is not available: {err}") from err
-    return BatchedHandSim(num_envs=num_envs, world=config.world, scene=config.scene, wrist=config.wrist,
+    scene = "hand_only" if config.object is None and config.scene == "grasp" else config.scene
+    return BatchedHandSim(num_envs=num_envs, world=config.world, scene=scene, wrist=config.wrist,
                           object=config.object, seed=config.seed, threads=1)
 
 
@@ -131,7 +137,7 @@ class EmulatedBackend(BusBackend):
     def __init__(self, world: WorldConfig, initial_pose: np.ndarray, motor_model: str = "physics",
                  baudrate: int = 4_000_000) -> None:
         if motor_model == "physics":
-            self.physics = PhysicsMotors(make_sim(world), q0=initial_pose)
+            self.physics = PhysicsMotors(make_sim(world), q0=initial_pose, has_object=world.has_object)
             motors = self.physics
         elif motor_model == "first_order":
             self.physics = None
@@ -166,14 +172,10 @@ class SimBackend:
     def __init__(self, world: WorldConfig, initial_pose: np.ndarray) -> None:
         self.config = world
         self.initial_pose = np.asarray(initial_pose, dtype=float)
-        self.sim = None
+        self.sim = make_sim(world)  # bad world/scene/object/wrist settings fail here, at startup
         self._steps = 0
 
     def open(self) -> None:
-        try:
-            self.sim = make_sim(self.config)
-        except ImportError as err:
-            raise HardwareError(str(err)) from err
         self.sim.reset(q=self.initial_pose[None, :])
         self.sim.set_targets(self.initial_pose[None, :])
         self._steps = 0
@@ -202,15 +204,14 @@ class SimBackend:
         return self._steps * int(round(hand.CONTROL_DT * 1e9))
 
     def world(self) -> WorldState | None:
-        pose = getattr(self.sim, "object_pose", None)
-        pose = None if pose is None or self.config.object is None else np.array(pose[0], dtype=float)
+        pose = np.array(self.sim.object_pose[0], dtype=float) if self.config.has_object else None
         return WorldState(pose, np.array(self.sim.wrist_quat[0], dtype=float))
 
     def poll_health(self) -> ServoHealth | None:
         return None
 
     def close(self) -> None:
-        self.sim = None
+        self.sim.close()
 
 
 BACKENDS = ("sim", "emulated", "dynamixel")

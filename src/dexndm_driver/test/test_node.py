@@ -167,3 +167,54 @@ def test_dynamixel_backend_reports_a_missing_port_clearly(ros):
             assert not client.states
         finally:
             client.close()
+
+
+def test_sim_backend_node_in_lockstep_with_sim_time(ros):
+    from geometry_msgs.msg import PoseStamped
+    from rosgraph_msgs.msg import Clock
+
+    client = Client("sim_node_test")
+    clocks, poses = [], []
+    client.node.create_subscription(Clock, "/clock", clocks.append, RELIABLE)
+    client.node.create_subscription(PoseStamped, "/sim/object_pose", poses.append, RELIABLE)
+    try:
+        with hand_driver_process(backend="sim", realtime_factor=0.0, use_sim_time=True, command_timeout=2.0,
+                                 wrist="palm_up", object="normal_cylinder") as proc:
+            assert client.spin_until(lambda: client.states, timeout=20.0), "no joint states"
+            client.answer(30)
+            assert client.spin_until(lambda: len(client.states) >= 31)
+            stamps = [s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in client.states]
+            steps = np.diff(stamps)
+            assert np.all(steps == 50_000_000), "sim time advances 50 ms per answered state"
+            assert client.wait_value("hand_driver: commands", "watchdog_timeouts", lambda v: v == "0")
+            clock_ns = {c.clock.sec * 10**9 + c.clock.nanosec for c in clocks}
+            assert set(stamps[1:]) <= clock_ns
+            assert poses and poses[-1].header.frame_id == "world"
+            w = client.wrists[-1].quaternion
+            assert np.allclose([w.x, w.y, w.z, w.w], [1.0, 0.0, 0.0, 0.0])
+            # without answers the sim holds: one state per command_timeout
+            n = len(client.states)
+            client.spin_until(lambda: False, timeout=3.0)
+            assert 1 <= len(client.states) - n <= 2
+            proc.send_signal(2)
+            assert proc.wait(timeout=15) == 0
+    finally:
+        client.close()
+
+
+def test_emulated_backend_node_with_physics_publishes_the_object(ros):
+    from geometry_msgs.msg import PoseStamped
+
+    client = Client("emulated_physics_node_test")
+    poses = []
+    client.node.create_subscription(PoseStamped, "/sim/object_pose", poses.append, RELIABLE)
+    try:
+        with hand_driver_process(backend="emulated", object="normal_cylinder"):
+            assert client.spin_until(lambda: len(client.states) >= 3, timeout=25.0), "no joint states"
+            client.answer(20)
+            assert client.spin_until(lambda: len(poses) >= 10)
+            assert client.wait_value("hand_driver: commands", "accepted", lambda v: int(v) >= 18)
+            z = poses[-1].pose.position.z
+            assert np.isfinite(z) and poses[-1].header.frame_id == "world"
+    finally:
+        client.close()

@@ -27,7 +27,8 @@ def main(argv=None) -> None:
 
         from ..backends import WorldConfig, make_sim
         from .motors import PhysicsMotors
-        motors = PhysicsMotors(make_sim(WorldConfig(parse_wrist("palm_up"))))
+        world = WorldConfig(parse_wrist("palm_up"))
+        motors = PhysicsMotors(make_sim(world), q0=hand.CANONICAL_POSE, has_object=world.has_object)
     else:
         motors = FirstOrderMotors(q0=hand.CANONICAL_POSE)
     stop = threading.Event()

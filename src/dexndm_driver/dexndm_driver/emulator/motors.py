@@ -81,8 +81,9 @@ class PhysicsMotors:
     `dropped_ticks`) rather than run in a burst. Object pose and wrist are readable from any thread.
     """
 
-    def __init__(self, sim, q0: np.ndarray | None = None, max_catch_up: int = 10) -> None:
+    def __init__(self, sim, q0: np.ndarray | None = None, max_catch_up: int = 10, has_object: bool = True) -> None:
         self.sim = sim
+        self.has_object = has_object
         self.max_catch_up = max_catch_up
         self.dropped_ticks = 0
         self._lock = threading.Lock()
@@ -131,6 +132,6 @@ class PhysicsMotors:
     def world_state(self) -> dict:
         """Object pose [7] (xyz, quat xyzw) or None, wrist quaternion [4], sim time (s)."""
         with self._lock:
-            pose = None if self.sim.object_pose is None else np.array(self.sim.object_pose[0], dtype=float)
+            pose = np.array(self.sim.object_pose[0], dtype=float) if self.has_object else None
             return {"object_pose": pose, "wrist_quat": np.array(self.sim.wrist_quat[0], dtype=float),
                     "time": float(self.sim.time[0])}
