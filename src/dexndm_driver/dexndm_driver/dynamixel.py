@@ -16,7 +16,7 @@ from dexndm_description import hand
 
 from . import units
 from .registers import MODE_CURRENT_BASED_POSITION, STATE_BLOCK_SIZE, STATE_BLOCK_START, decode, decode_hardware_error, reg
-from .sdk_io import BusError, DynamixelIO, PortLost, SdkIO
+from .sdk_io import BusError, DynamixelIO, PortLost, SdkIO, ServoError
 
 
 class HardwareError(RuntimeError):
@@ -82,22 +82,37 @@ class DynamixelHand:
                 f"5 V supply, the daisy-chain cables to those servos, their IDs (0..15) and that every servo is "
                 f"set to {getattr(self.io, 'baudrate', 4_000_000)} baud (Dynamixel Wizard)")
         if self.fast is None:
-            try:
-                self.io.sync_read(STATE_BLOCK_START, STATE_BLOCK_SIZE, self.ids, fast=True)
+            self.fast = False
+            for _ in range(3):  # a single lost reply must not demote the bus to plain sync read
+                try:
+                    self.io.sync_read(STATE_BLOCK_START, STATE_BLOCK_SIZE, self.ids, fast=True)
+                except PortLost:
+                    raise
+                except BusError:
+                    continue
                 self.fast = True
-            except PortLost:
-                raise
-            except BusError:
-                self.fast = False
+                break
 
     def _ping(self, dxl_id: int) -> bool:
         return any(self.io.ping(dxl_id) for _ in range(2))
+
+    def _write(self, dxl_id: int, name: str, value: int, attempts: int = 3) -> None:
+        """Write one register, retrying lost or corrupt replies (not errors the servo reported)."""
+        for attempt in range(attempts):
+            try:
+                self.io.write(dxl_id, reg(name), value)
+                return
+            except (PortLost, ServoError):
+                raise
+            except BusError:
+                if attempt == attempts - 1:
+                    raise
 
     def setup(self, ids: tuple[int, ...] | None = None) -> None:
         """Torque off, mode 5, return delay 0, P/I/D (0.75 x on abduction), current limit, per servo."""
         for dxl_id in self.ids if ids is None else ids:
             for name, value in setup_writes(dxl_id):
-                self.io.write(dxl_id, reg(name), value)
+                self._write(dxl_id, name, value)
         self.torque_on = False
 
     def set_torque(self, on: bool, hold: np.ndarray | None = None) -> None:
@@ -107,7 +122,7 @@ class DynamixelHand:
                 hold = self.read().q
             self.write(hold)
         for dxl_id in self.ids:
-            self.io.write(dxl_id, reg("torque_enable"), 1 if on else 0)
+            self._write(dxl_id, "torque_enable", 1 if on else 0)
         self.torque_on = on
 
     # ---- per tick --------------------------------------------------------------------------
@@ -171,7 +186,10 @@ class DynamixelHand:
         try:
             if self.torque_on:
                 for dxl_id in self.ids:
-                    self.io.write(dxl_id, reg("torque_enable"), 0)
+                    try:
+                        self._write(dxl_id, "torque_enable", 0)
+                    except ServoError:
+                        pass  # a servo in a hardware error has no torque anyway
         except BusError:
             pass
         finally:

@@ -6,6 +6,7 @@ Communication failures raise BusError; a port that disappeared raises PortLost.
 """
 from __future__ import annotations
 
+import select
 import termios
 from typing import Iterable, Protocol
 
@@ -21,6 +22,10 @@ class BusError(RuntimeError):
 
 class PortLost(BusError):
     """The serial device went away (unplugged adapter, closed pty)."""
+
+
+class ServoError(BusError):
+    """A servo answered with an error in its status packet (access, range, limit, ...)."""
 
 
 class DynamixelIO(Protocol):
@@ -92,7 +97,7 @@ class SdkIO:
         if result != sdk.COMM_SUCCESS:
             raise BusError(f"{what}: {self._ph.getTxRxResult(result)}")
         if error & 0x7F:
-            raise BusError(f"{what}: {self._ph.getRxPacketError(error)}")
+            raise ServoError(f"{what}: {self._ph.getRxPacketError(error)}")
 
     def _call(self, fn, *args):
         port = self._need_port()
@@ -154,7 +159,9 @@ class SdkIO:
 
 
 class _TimedPortHandler(sdk.PortHandler):
-    """PortHandler whose reply timeout uses a configurable USB latency allowance (ms)."""
+    """PortHandler with a configurable USB latency allowance (ms) in its reply timeout, and a read
+    that sleeps in select() until bytes arrive (at most 1 ms) instead of spinning: the SDK polls
+    readPort in a busy loop, which would burn a core and starve other threads of the GIL."""
 
     def __init__(self, port_name: str, latency_ms: float) -> None:
         super().__init__(port_name)
@@ -163,3 +170,8 @@ class _TimedPortHandler(sdk.PortHandler):
     def setPacketTimeout(self, packet_length):  # noqa: N802 (SDK name)
         self.packet_start_time = self.getCurrentTime()
         self.packet_timeout = self.tx_time_per_byte * packet_length + 2.0 * self.latency_ms + 2.0
+
+    def readPort(self, length):  # noqa: N802 (SDK name)
+        if self.ser.in_waiting == 0:
+            select.select([self.ser.fd], [], [], 0.001)
+        return self.ser.read(length)

@@ -13,6 +13,8 @@ from dexndm_driver.backends import EmulatedBackend, SimBackend, WorldConfig
 from dexndm_driver.driver import DriverConfig, HandDriver
 from dexndm_driver.testing import wait_for
 
+pytest.importorskip("dexndm_description.sim", reason="needs the simulated hand (dexndm_description.sim)")
+
 TICK_NS = 50_000_000
 
 

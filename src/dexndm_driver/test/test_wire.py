@@ -17,7 +17,12 @@ from dexndm_driver.testing import wait_for
 
 
 def writes(events):
-    return [(e.ids[0], e.register, e.values[0]) for e in events if e.instruction == "write"]
+    """(id, register, value) of each write; a retry of a write whose reply was lost counts once."""
+    out = []
+    for e in events:
+        if e.instruction == "write" and (not out or out[-1] != (e.ids[0], e.register, e.values[0])):
+            out.append((e.ids[0], e.register, e.values[0]))
+    return out
 
 
 def test_setup_writes_exactly_the_documented_registers(bus, io):
@@ -131,10 +136,25 @@ def running(bus, sink):
     assert all(s.get("torque_enable") == 0 for s in bus.servos.values()), "torque must be off after stop"
 
 
-def test_a_tick_is_one_sync_read_plus_one_sync_write(bus, sink, running):
+def test_a_tick_is_one_sync_read_plus_one_sync_write(bus, io):
+    dyn = DynamixelHand(io)
+    dyn.connect()
+    dyn.setup()
+    dyn.set_torque(True, hold=hand.CANONICAL_POSE)
+    for _ in range(5):
+        start = len(bus.log)
+        dyn.write(dyn.read().q)
+        events = wait_for(lambda: len(bus.events(start)) == 2 and bus.events(start))
+        assert [(e.instruction, e.register) for e in events] == [("fast_sync_read", "@126+10"),
+                                                                 ("sync_write", "goal_position")]
+        assert events[0].ids == events[1].ids == tuple(range(16))
+
+
+def test_the_driver_loop_sends_one_sync_read_per_tick_and_one_sync_write_per_command(bus, sink, running):
     driver, answerer = running
-    start = len(bus.log)
+    start, ticks0, accepted0 = len(bus.log), driver.stats.ticks, driver.stats.accepted
     time.sleep(1.0)
+    ticks, accepted = driver.stats.ticks - ticks0, driver.stats.accepted - accepted0
     events = bus.events(start)
     state_reads = [e for e in events if e.instruction == "fast_sync_read" and e.address == 126 and e.length == 10]
     goal_writes = [e for e in events if e.instruction == "sync_write" and e.register == "goal_position"]
@@ -142,13 +162,10 @@ def test_a_tick_is_one_sync_read_plus_one_sync_write(bus, sink, running):
               ("hardware_error_status", "present_temperature")]
     assert len(events) == len(state_reads) + len(goal_writes) + len(health), "unexpected instructions"
     assert 17 <= len(state_reads) <= 22  # 20 Hz for 1 s
-    assert abs(len(goal_writes) - len(state_reads)) <= 1
-    assert all(e.ids == tuple(range(16)) for e in state_reads + goal_writes)
-    # between two state reads there is exactly one goal write (health polls aside)
-    kinds = [e.instruction for e in events if e not in health]
-    pairs = "".join("r" if k == "fast_sync_read" else "w" for k in kinds).strip("w")
-    assert "rr" not in pairs and "ww" not in pairs
-    assert driver.stats.refused["stale"] == 0 and driver.stats.accepted >= 17
+    assert abs(len(state_reads) - ticks) <= 1 and abs(len(goal_writes) - accepted) <= 1
+    assert len(goal_writes) >= 0.8 * len(state_reads), "most states must be answered"
+    kinds = "".join("r" if e.instruction == "fast_sync_read" else "w" for e in events if e not in health)
+    assert "ww" not in kinds, "one write per answered state"
 
 
 @pytest.mark.parametrize("fault", ["drop", "corrupt_crc", "late", "missing_servo"])
