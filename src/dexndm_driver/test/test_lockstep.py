@@ -9,7 +9,7 @@ import pytest
 
 from dexndm_description import hand
 from dexndm_description.wrist import parse_wrist
-from dexndm_driver.backends import EmulatedBackend, SimBackend, WorldConfig
+from dexndm_driver.backends import EmulatedBackend, SimBackend, WorldConfig, parse_object
 from dexndm_driver.driver import DriverConfig, HandDriver
 from dexndm_driver.testing import wait_for
 
@@ -19,7 +19,7 @@ TICK_NS = 50_000_000
 
 
 def run_driver(sink, config, answer=True, object="normal_cylinder", target=None):
-    backend = SimBackend(WorldConfig(parse_wrist("palm_up"), object), hand.CANONICAL_POSE)
+    backend = SimBackend(WorldConfig(parse_wrist("palm_up"), parse_object(object)), hand.CANONICAL_POSE)
     driver = HandDriver(backend, sink, config)
     stop = threading.Event()
 
