@@ -144,7 +144,7 @@ class EmulatedBackend(BusBackend):
             motors = FirstOrderMotors(q0=initial_pose)
         else:
             raise ValueError(f"unknown emulator motor model {motor_model!r}: use physics or first_order")
-        self.bus = EmulatedBus(motors, seed=world.seed)
+        self.bus = EmulatedBus(motors, seed=world.seed, log_limit=10_000)
         self.bus.start()
         self._wrist = np.asarray(world.wrist, dtype=float)
         super().__init__(self.bus.port, baudrate, name="emulated")

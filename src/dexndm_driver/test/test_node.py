@@ -223,3 +223,12 @@ def test_emulated_backend_node_with_physics_publishes_the_object(ros):
             assert np.isfinite(z) and poses[-1].header.frame_id == "world"
     finally:
         client.close()
+
+
+def test_bad_parameters_stop_the_node_with_a_clear_error():
+    for params, expected in (({"backend": "simulated"}, "unknown backend 'simulated': use one of sim"),
+                             ({"backend": "sim", "wrist": "sideways"}, "unknown wrist orientation 'sideways'"),
+                             ({"backend": "sim", "initial_pose": "fist"}, "unknown initial_pose 'fist'")):
+        with hand_driver_process(**params) as proc:
+            out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 2 and expected in out, out

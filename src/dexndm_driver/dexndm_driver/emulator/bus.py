@@ -9,6 +9,8 @@ write and reboot with the control-table subset of registers.py, status errors li
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import os
 import random
 import select
@@ -159,11 +161,14 @@ class EmulatedBus:
     """
 
     def __init__(self, motors: MotorModel | None = None, ids=hand.MOTOR_IDS, link: str | None = None,
-                 faults: FaultPlan | None = None, seed: int = 0, reboot_s: float = 0.05) -> None:
+                 faults: FaultPlan | None = None, seed: int = 0, reboot_s: float = 0.05,
+                 log_limit: int | None = None) -> None:
         self.motors = motors if motors is not None else FirstOrderMotors()
         self.servos = {i: _Servo(i) for i in ids}
         self.faults = faults if faults is not None else FaultPlan()
-        self.log: list[BusEvent] = []
+        #: Every instruction received, oldest first; only the last log_limit when given (long runs).
+        self.log: list[BusEvent] | collections.deque = (
+            [] if log_limit is None else collections.deque(maxlen=log_limit))
         self.crc_errors = 0
         self.reboot_s = reboot_s
         self._own_dir = None
@@ -258,8 +263,9 @@ class EmulatedBus:
             servo.set("present_temperature", 30)
 
     def events(self, since: int = 0) -> list[BusEvent]:
+        """The logged instructions from index since on (indices of an unlimited log)."""
         with self._lock:
-            return list(self.log[since:])
+            return list(itertools.islice(self.log, since, None))
 
     # ---- serving ---------------------------------------------------------------------------
     def _serve(self) -> None:
@@ -282,10 +288,9 @@ class EmulatedBus:
                 continue
             for packet in reader.feed(data):
                 with self._lock:
-                    first, self._sent = len(self.log), 0
-                    self._handle(packet, master)
-                    if len(self.log) > first:
-                        self.log[first] = replace(self.log[first], request_bytes=packet.size, reply_bytes=self._sent)
+                    self._sent = 0
+                    self._handle(packet, master)  # logs exactly one event
+                    self.log[-1] = replace(self.log[-1], request_bytes=packet.size, reply_bytes=self._sent)
             self.crc_errors = reader.crc_errors
 
     def _send(self, master: int, packet: bytes) -> None:
