@@ -175,7 +175,10 @@ class HandDriver:
                 self._run_wall_clock()
         except Exception as err:  # the loop must never die silently
             self.stats.last_error = f"driver loop failed: {err!r}"
-            self.sink.log("error", self.stats.last_error)
+            try:
+                self.sink.log("error", self.stats.last_error)
+            except Exception:  # the sink may be gone at shutdown; torque still goes off below
+                pass
         finally:
             self._shutdown()
 

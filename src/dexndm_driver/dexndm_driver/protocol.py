@@ -62,12 +62,13 @@ def stuff(body: bytes) -> bytes:
 
 
 def unstuff(body: bytes) -> bytes:
-    """Remove the 0xFD that stuffing added after FF FF FD."""
+    """Remove the 0xFD that stuffing added after FF FF FD (an FF FF FD followed by anything else stays)."""
     out = bytearray()
     i = 0
     while i < len(body):
         out.append(body[i])
-        if body[i] == 0xFD and len(out) >= 3 and out[-3] == 0xFF and out[-2] == 0xFF:
+        if (body[i] == 0xFD and len(out) >= 3 and out[-3] == 0xFF and out[-2] == 0xFF
+                and i + 1 < len(body) and body[i + 1] == 0xFD):
             i += 1  # skip the stuffed byte
         i += 1
     return bytes(out)

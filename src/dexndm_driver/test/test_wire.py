@@ -238,3 +238,19 @@ def answered_recently(driver):
     before = driver.stats.accepted
     time.sleep(0.2)
     return driver.stats.accepted > before
+
+
+def test_byte_stuffing_both_ways_with_the_sdk(bus, io):
+    from dexndm_driver.registers import Register
+    pattern = int.from_bytes(b"\xff\xff\xfd\x00", "little")  # looks like a header on the wire
+    bus.servos[9].table[200:204] = b"\xff\xff\xfd\x00"
+    spare = Register("spare", 200, 4)
+    assert io.read(9, spare) == pattern  # status packet stuffed by the emulator, unstuffed by the SDK
+    assert io.sync_read(200, 4, (8, 9), fast=False)[9] == b"\xff\xff\xfd\x00"
+    start = len(bus.log)
+    # dynamixel-sdk 4.1.0 does not stuff what it sends (txPacket discards addStuffing's result), so the
+    # emulator, like a servo, parses by length and removes only an FD that stuffing added
+    io.sync_write(REGISTERS["goal_position"], {9: pattern})
+    event = wait_for(lambda: bus.events(start) and bus.events(start)[0])
+    assert event.values == (pattern,) and event.request_bytes == 14 + 5
+    assert bus.servos[9].get("goal_position") != pattern, "out-of-limit goal must be refused by the servo"
