@@ -239,3 +239,36 @@ def test_bad_parameters_stop_the_node_with_a_clear_error():
         with hand_driver_process(**params) as proc:
             out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 2 and expected in out, out
+
+
+def test_dynamixel_node_survives_the_adapter_being_unplugged(ros):
+    link = os.path.join(tempfile.mkdtemp(prefix="dexndm-node-"), "ttyDXL")
+
+    def start_emulator():
+        proc = subprocess.Popen([installed_executable("dexndm_bus_emulator"), "--link", link],
+                                stdout=subprocess.PIPE, text=True)
+        assert "emulated bus" in proc.stdout.readline()
+        return proc
+
+    emulator = start_emulator()
+    client = Client("unplug_node_test")
+    try:
+        with hand_driver_process(backend="dynamixel", port=link):
+            assert client.spin_until(lambda: len(client.states) >= 5, timeout=20.0)
+            emulator.send_signal(2)  # the U2D2 is unplugged: the pty and its path vanish
+            emulator.wait(timeout=10)
+            assert client.wait_value("hand_driver: bus", "connected", lambda v: v == "False")
+            assert client.value("hand_driver: bus", "port_lost") == "1"
+            n = len(client.diags)
+            lost = len(client.states)
+            assert client.spin_until(lambda: len(client.diags) >= n + 2, timeout=5.0), "diagnostics must go on"
+            assert len(client.states) <= lost + 1
+            emulator = start_emulator()  # plugged back in: fresh servos behind the same path
+            assert client.wait_value("hand_driver: bus", "reconnects", lambda v: v == "1")
+            assert client.spin_until(lambda: len(client.states) >= lost + 10, timeout=5.0), "states resume"
+            assert client.answer_until("accepted", lambda v: int(v) >= 1)
+    finally:
+        client.close()
+        emulator.send_signal(2)
+        emulator.wait(timeout=10)
+    assert not os.path.exists(link), "the emulator removes its link on exit"
