@@ -254,3 +254,34 @@ def test_byte_stuffing_both_ways_with_the_sdk(bus, io):
     event = wait_for(lambda: bus.events(start) and bus.events(start)[0])
     assert event.values == (pattern,) and event.request_bytes == 14 + 5
     assert bus.servos[9].get("goal_position") != pattern, "out-of-limit goal must be refused by the servo"
+
+
+def test_refused_commands_never_reach_the_bus(bus, sink):
+    driver = HandDriver(BusBackend(bus.port), sink, DriverConfig(command_timeout=0.3, autostart=False))
+    driver.start()
+    try:
+        assert wait_for(lambda: driver.stats.state == "inactive" and len(sink.states) >= 2)
+        writes_before = sum(e.instruction == "sync_write" for e in bus.events())
+        latest = sink.states[-1][0]
+        assert driver.submit(hand.CANONICAL_POSE, latest).reason == "inactive"
+        assert driver.request_enable(True)[0]
+        n = len(sink.states)
+        assert wait_for(lambda: len(sink.states) > n)
+        latest = sink.states[-1][0]
+        bad = hand.CANONICAL_POSE.copy()
+        bad[2] = float("nan")
+        assert driver.submit(bad, latest).reason == "non_finite"
+        assert driver.submit(hand.CANONICAL_POSE, latest + 1).reason == "future"
+        assert driver.submit(hand.CANONICAL_POSE, sink.states[0][0]).reason == "stale"
+        bus.faults.missing_ids = {0}  # reads fail: no new state, the last one ages
+        assert wait_for(lambda: driver.stats.consecutive_read_failures >= 2)
+        time.sleep(0.35)
+        assert driver.submit(hand.CANONICAL_POSE, sink.states[-1][0]).reason == "late"
+        bus.faults.missing_ids = set()
+        time.sleep(0.2)
+        goal_writes = [e for e in bus.events() if e.instruction == "sync_write"]
+        assert len(goal_writes) == writes_before + 1  # only the hold-at-activation write
+        assert driver.stats.refused["inactive"] == driver.stats.refused["late"] == 1
+        assert driver.stats.accepted == 0 and driver.stats.holding
+    finally:
+        driver.stop()
