@@ -236,7 +236,7 @@ class EpisodeBagWriter:
         except Exception:  # noqa: BLE001 - the partial file is removed below either way
             pass
         shutil.rmtree(writer.path.parent, ignore_errors=True)
-        self.manifest["discarded"].append({"name": episode_file_name(index), "reason": reason,
+        self.manifest["discarded"].append({"name": Path(episode_file_name(index)).stem, "reason": reason,
                                            "discarded_unix": time.time()})
         try:
             self._write_manifest()

@@ -163,8 +163,8 @@ def main():
         while rclpy.ok() and not (node.finished.is_set() and node.p["exit_when_done"]):
             executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
-        if node.run is not None:
-            node.run.fail("interrupted")
+        if node.run is not None:  # rclpy is already shut down: nothing can be published now
+            node.run.fail("interrupted (SIGINT)", publish=False)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

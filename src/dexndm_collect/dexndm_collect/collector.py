@@ -125,12 +125,13 @@ class CollectionRun:
             self.fail(f"driver fault: no joint state for {silent:.1f} s (state_timeout {self.state_timeout} s); "
                       f"check the hand driver, then rerun on the same output to resume")
 
-    def fail(self, reason: str) -> None:
-        """Stop the run: abort the open episode (dropped from the bag, ABORT published)."""
+    def fail(self, reason: str, publish: bool = True) -> None:
+        """Stop the run: abort the open episode (dropped from the bag; ABORT published unless `publish` is false)."""
         if self.done:
             return
         if self.writer.episode_open:
-            self.outputs.event(ABORT, self.index, self._k, reason)
+            if publish:
+                self.outputs.event(ABORT, self.index, self._k, reason)
             self.writer.abort_episode(reason)
         self.failure, self.done = reason, True
 
