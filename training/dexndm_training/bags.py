@@ -8,7 +8,9 @@ dropped and reported).
 A transition is (q_t, a_t) -> q_{t+1}: each HandCommand is paired with the JointState it answers
 (``state_stamp == header.stamp``) and with the state that followed it. Broken transitions are dropped
 and counted by reason: a command answering no recorded state, a second command for one state, no next
-state, a skipped tick (the next state more than 1.5 nominal control periods, 75 ms, later), NaN/inf values. Rows stay
+state, a skipped tick (the next state more than 1.5 nominal control periods, 75 ms, later), NaN/inf values,
+and every command answering a state inside a window where the driver's diagnostics counters of refused
+or timed-out commands rose (the driver never applied one of them; which one is not recorded). Rows stay
 contiguous in time: an episode with drops is split into segments, each a dataset episode
 (success = the whole episode survived intact).
 """
@@ -26,7 +28,8 @@ from dexndm_description import hand
 from dexndm_description.wrist import parse_wrist
 from dexndm_training.dataset import Episode, write_dataset
 
-STATE_TOPIC, COMMAND_TOPIC = "/leap_hand/joint_states", "/leap_hand/command"
+STATE_TOPIC, COMMAND_TOPIC, DIAGNOSTICS_TOPIC = "/leap_hand/joint_states", "/leap_hand/command", "/diagnostics"
+DRIVER_COUNTERS = ("refused_total", "watchdog_timeouts")  # hand_driver's "commands" diagnostics
 EPISODE_TOPIC, WRIST_TOPIC = "/dexndm/collect/episode", "/dexndm/wrist_orientation"
 START, END, ABORT = 0, 1, 2
 GAP_FACTOR = 1.5  # a next state later than this many control periods means a tick was skipped
@@ -67,13 +70,14 @@ def read_file(path: Path) -> list[dict]:
     """Episodes of one storage file: each {episode, source, wrist, end, states, commands, wrists}."""
     episodes, current = [], None
     with AnyReader([path]) as reader:
-        wanted = [c for c in reader.connections if c.topic in (STATE_TOPIC, COMMAND_TOPIC, EPISODE_TOPIC, WRIST_TOPIC)]
+        topics = (STATE_TOPIC, COMMAND_TOPIC, EPISODE_TOPIC, WRIST_TOPIC, DIAGNOSTICS_TOPIC)
+        wanted = [c for c in reader.connections if c.topic in topics]
         for conn, _, raw in reader.messages(connections=wanted):
             msg = reader.deserialize(raw, conn.msgtype)
             if conn.topic == EPISODE_TOPIC:
                 if msg.event == START:
                     current = {"episode": int(msg.episode), "source": msg.source, "wrist": msg.wrist, "end": None,
-                               "states": {}, "commands": [], "wrists": []}
+                               "states": {}, "commands": [], "wrists": [], "driver_counts": []}
                     episodes.append(current)
                 elif current is not None and int(msg.episode) == current["episode"]:
                     current["end"] = "END" if msg.event == END else f"ABORT: {msg.reason}"
@@ -85,15 +89,33 @@ def read_file(path: Path) -> list[dict]:
                 current["states"].setdefault(_stamp(msg.header.stamp), np.asarray(msg.position, dtype=float))
             elif conn.topic == COMMAND_TOPIC:
                 current["commands"].append((_stamp(msg.state_stamp), np.asarray(msg.position, dtype=float)))
+            elif conn.topic == DIAGNOSTICS_TOPIC:
+                for status in msg.status:
+                    values = {kv.key: kv.value for kv in status.values}
+                    if all(key in values for key in DRIVER_COUNTERS):
+                        count = sum(int(values[key]) for key in DRIVER_COUNTERS)
+                        current["driver_counts"].append((_stamp(msg.header.stamp), count))
             else:
                 q = msg.quaternion
                 current["wrists"].append([q.x, q.y, q.z, q.w])
     return episodes
 
 
+def refused_windows(driver_counts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """State-stamp windows [a, b) in which the driver refused or timed out a command.
+
+    The driver's diagnostics (stamped like its states) carry cumulative counters; a rise between two
+    reports means some state stamped in [a, b) was answered too late and its command never applied.
+    """
+    points = sorted(driver_counts)
+    return [(a, b) for (a, ca), (b, cb) in zip(points, points[1:]) if cb > ca]
+
+
 def pair_transitions(states: dict[int, np.ndarray], commands: list[tuple[int, np.ndarray]],
-                     dropped: Counter) -> list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+                     dropped: Counter, driver_counts: list[tuple[int, int]] = ()
+                     ) -> list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """Segments of contiguous (q_t, a_t, q_{t+1}) triples; drops counted by reason into `dropped`."""
+    windows = refused_windows(list(driver_counts))
     stamps = np.array(sorted(states), dtype=np.int64)
     period = hand.CONTROL_DT * 1e9  # nominal: lockstep runs faster than real time never skip by less
     segments, seg, answered, last_next = [], [], set(), None
@@ -101,6 +123,8 @@ def pair_transitions(states: dict[int, np.ndarray], commands: list[tuple[int, np
         reason = None
         if stamp not in states:
             reason = "command answers no recorded state"
+        elif any(a <= stamp < b for a, b in windows):
+            reason = "driver refused or timed out a command near here (diagnostics)"
         elif stamp in answered:
             reason = "second command for one state"
         else:
@@ -144,7 +168,7 @@ def convert_bags(bag_paths: list[Path], out_dir: Path) -> ConversionReport:
                     continue
                 report.episodes += 1
                 dropped = Counter()
-                segments = pair_transitions(ep["states"], ep["commands"], dropped)
+                segments = pair_transitions(ep["states"], ep["commands"], dropped, ep["driver_counts"])
                 report.dropped.update(dropped)
                 wrist = parse_wrist(ep["wrists"][-1]) if ep["wrists"] else _wrist_from_label(ep["wrist"])
                 intact = not dropped and len(segments) == 1

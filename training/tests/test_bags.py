@@ -94,3 +94,39 @@ def test_broken_transitions_are_dropped_reported_and_split(tmp_path, store, caps
 def test_cli_reports_missing_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a bag directory"):
         cli.main(["convert-bags", str(tmp_path / "nothing"), str(tmp_path / "ds")])
+
+
+def test_commands_the_driver_refused_are_dropped_by_its_diagnostics(tmp_path, store):
+    """Counters rising between two diagnostics reports drop the commands answering states in between."""
+    state, command, event = msgs(store)
+    T, H = store.types["builtin_interfaces/msg/Time"], store.types["std_msgs/msg/Header"]
+    Status, KV = store.types["diagnostic_msgs/msg/DiagnosticStatus"], store.types["diagnostic_msgs/msg/KeyValue"]
+
+    def diagnostics(stamp, refused):
+        values = [KV(key="refused_total", value=str(refused)), KV(key="watchdog_timeouts", value=str(refused))]
+        msg = store.types["diagnostic_msgs/msg/DiagnosticArray"](
+            header=H(stamp=T(*divmod(stamp, 10**9)), frame_id=""),
+            status=[Status(level=b"\x01"[0], name="hand_driver: commands", message="", hardware_id="leap_hand",
+                           values=values)])
+        return store.serialize_cdr(msg, "diagnostic_msgs/msg/DiagnosticArray")
+
+    writer = bag.EpisodeBagWriter(tmp_path / "bag", min_free_mb=0, typestore=store)
+    writer.open()
+    writer.begin_episode(0)
+    t0 = 10**11
+    writer.write(bag.EPISODE_TOPIC, 0, event(0, 0, 0))
+    writer.write("/diagnostics", 0, diagnostics(t0 - PERIOD, 3))  # baseline from before the episode
+    for k in range(21):
+        stamp = t0 + k * PERIOD
+        writer.write(bag.STATE_TOPIC, k + 1, state(stamp, np.full(16, 0.01 * k)))
+        if k in (5, 10, 15):  # a report after states 5, 10 and 15; the count rises between 10 and 15
+            writer.write("/diagnostics", k + 1, diagnostics(stamp, 3 if k < 15 else 4))
+        if k < 20:
+            writer.write(bag.COMMAND_TOPIC, k + 1, command(stamp, np.full(16, 0.01 * k + 0.5)))
+    writer.write(bag.EPISODE_TOPIC, 30, event(1, 0, 20))
+    writer.end_episode()
+    report = convert_bags([tmp_path / "bag"], tmp_path / "ds")
+    assert report.dropped == {"driver refused or timed out a command near here (diagnostics)": 5}
+    ds = Dataset(tmp_path / "ds")
+    assert [e["length"] for e in ds.episodes] == [10, 5]
+    np.testing.assert_allclose(ds["q"][10, 0], 0.15, atol=1e-6)  # states 10..14 dropped, 15.. kept

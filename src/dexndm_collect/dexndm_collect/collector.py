@@ -7,7 +7,8 @@ state's stamp). A run alternates two phases until the output directory holds `ep
   ticks (1 s at 20 Hz), then holds it for `settle_steps`; nothing is recorded;
 - episode: `steps` commands (400 = 20 s), each answering one state; the bag holds the `steps + 1` states
   (the last one is the answer to the last command), the commands, START and END events, and whatever
-  wrist orientation and diagnostics arrive meanwhile.
+  wrist orientation and diagnostics arrive meanwhile, plus (right after START) the last diagnostics
+  from before the episode: the baseline of the driver's refused/timed-out command counters.
 
 `episodes` counts the episodes the output directory should hold, so rerunning the same command after a
 crash finishes the collection. A fault (no state for `state_timeout` s, a driver diagnostics error, a full
@@ -25,6 +26,7 @@ from dexndm_collect import bag
 from dexndm_collect.sources import ReplaySource
 
 START, END, ABORT = 0, 1, 2  # dexndm_msgs/EpisodeEvent
+DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
 class Outputs(Protocol):
@@ -74,6 +76,7 @@ class CollectionRun:
         self._k = 0
         self._targets: np.ndarray | None = None
         self._reset_from: np.ndarray | None = None
+        self._last_diagnostics: bytes | None = None
 
     @property
     def started(self) -> bool:
@@ -111,6 +114,8 @@ class CollectionRun:
     def record(self, topic: str, raw: bytes) -> None:
         """A message of another recorded topic (wrist orientation, diagnostics) for the open episode."""
         if not self.done:
+            if topic == DIAGNOSTICS_TOPIC:
+                self._last_diagnostics = raw
             try:
                 self.writer.write(topic, self.wall_ns(), raw)
             except bag.BagError as err:
@@ -148,6 +153,8 @@ class CollectionRun:
         self.writer.begin_episode(self.index)
         self._phase, self._k = "episode", 0
         self.writer.write(bag.EPISODE_TOPIC, self.wall_ns(), self.outputs.event(START, self.index, 0, ""))
+        if self._last_diagnostics is not None:  # the driver's counters before the episode: a baseline
+            self.writer.write(DIAGNOSTICS_TOPIC, self.wall_ns(), self._last_diagnostics)
         self.writer.write(bag.STATE_TOPIC, self.wall_ns(), raw)
         self._send(self._targets[0], stamp_ns)
         self._k = 1
