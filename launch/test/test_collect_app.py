@@ -17,6 +17,9 @@ from rosbags.highlevel import AnyReader
 from dexndm_collect import verify
 
 STEPS = 400
+#: In lockstep the sim driver waits this long for each answer; a shared 2-core CI machine can stall the
+#: collector past the default 0.5 s, and a refused answer costs transitions (see docs/COLLECT.md).
+LOCKSTEP_SLACK = "command_timeout:=2.0"
 
 
 def collect(out, *args, timeout=240, **popen):
@@ -64,21 +67,28 @@ def check_bag(out, episodes, lockstep=True):
 
 
 def convert(out, dataset):
+    """Run `dexndm-train convert-bags`; returns its summary and {reason: transitions dropped}."""
     proc = subprocess.run([sys.executable, "-m", "dexndm_training.cli", "convert-bags", str(out), str(dataset)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    return summary(proc.stdout)
+    reasons = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("dropped "):
+            count, _, reason = line[len("dropped "):].partition(" transition(s): ")
+            reasons[reason] = int(count)
+    return summary(proc.stdout), reasons
 
 
 def test_sim_chaos_box_collects_converts_and_reports(tmp_path):
     t0 = time.monotonic()
-    proc = collect(tmp_path / "bag", "episodes:=2", "backend:=sim", "scene:=chaos_box", "realtime_factor:=0")
+    proc = collect(tmp_path / "bag", "episodes:=2", "backend:=sim", "scene:=chaos_box", "realtime_factor:=0",
+                   LOCKSTEP_SLACK)
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = summary(proc.stdout)
     assert (last["episodes"], last["transitions"], last["bag"]) == ("2", str(2 * STEPS), str(tmp_path / "bag"))
     check_bag(tmp_path / "bag", 2)
-    converted = convert(tmp_path / "bag", tmp_path / "ds")
-    assert converted["transitions"] == str(2 * STEPS) and converted["dropped"] == "0"
+    converted, reasons = convert(tmp_path / "bag", tmp_path / "ds")
+    assert converted["transitions"] == str(2 * STEPS) and converted["dropped"] == "0", reasons
     index = json.loads((tmp_path / "ds" / "index.json").read_text())
     assert index["num_transitions"] == 2 * STEPS and [e["length"] for e in index["episodes"]] == [STEPS, STEPS]
     print(f"sim collect of 2 episodes took {time.monotonic() - t0:.1f} s")
@@ -89,11 +99,15 @@ def test_emulated_bus_collects_through_the_real_sdk(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert summary(proc.stdout)["transitions"] == str(2 * STEPS)
     checks = check_bag(tmp_path / "bag", 2, lockstep=False)
-    converted = convert(tmp_path / "bag", tmp_path / "ds")
+    converted, reasons = convert(tmp_path / "bag", tmp_path / "ds")
     dropped = int(converted["dropped"])
     assert int(converted["transitions"]) + dropped == 2 * STEPS
-    assert (dropped == 0) == (sum(c.dropped_ticks for c in checks) == 0)  # drops only where ticks were lost
-    print(f"emulated bus: {sum(c.dropped_ticks for c in checks)} ticks lost by the driver, {dropped} transitions dropped")
+    # Real time on a shared machine: the driver may lose a read (a stamp gap) or refuse a late answer
+    # (its diagnostics counters rise); those transitions, and only those, are dropped.
+    assert set(reasons) <= {"skipped tick before the next state",
+                            "driver refused or timed out a command near here (diagnostics)"}
+    assert (reasons.get("skipped tick before the next state", 0) > 0) == (sum(c.dropped_ticks for c in checks) > 0)
+    print(f"emulated bus: {sum(c.dropped_ticks for c in checks)} ticks lost by the driver, dropped {reasons}")
 
 
 def _child(pid, name):
@@ -111,7 +125,8 @@ def _child(pid, name):
 
 def test_sigkill_of_the_collector_mid_episode_then_rerun(tmp_path):
     out = tmp_path / "bag"
-    args = ["dexndm", "collect", f"output:={out}", "progress:=false", "episodes:=3", "realtime_factor:=0"]
+    args = ["dexndm", "collect", f"output:={out}", "progress:=false", "episodes:=3", "realtime_factor:=0",
+            LOCKSTEP_SLACK]
     graph = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out / ".partial" / "episode_000001").exists():
@@ -122,7 +137,7 @@ def test_sigkill_of_the_collector_mid_episode_then_rerun(tmp_path):
     os.kill(collector, signal.SIGKILL)
     graph.wait(timeout=30)
     assert graph.returncode != 0  # the required node died: the graph stopped
-    proc = collect(out, "episodes:=3", "realtime_factor:=0")
+    proc = collect(out, "episodes:=3", "realtime_factor:=0", LOCKSTEP_SLACK)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "discarded partial episode(s)" in proc.stderr
     last = summary(proc.stdout)

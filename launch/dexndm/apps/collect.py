@@ -24,6 +24,7 @@ ARGUMENTS = (
     Argument("backend", "sim", "hand driver backend: sim, emulated or dynamixel"),
     Argument("port", "/dev/ttyUSB0", "serial port (dynamixel backend)"),
     Argument("realtime_factor", "1.0", "sim backend: 1 paces to the wall clock, 0 runs as fast as possible"),
+    Argument("command_timeout", "0.5", "driver: hold the last target when no valid command came for this long (s)"),
     Argument("scene", "chaos_box", "simulated scene: chaos_box or grasp"),
     Argument("object", "none", "simulated object set in the hand, or none"),
     Argument("min_free_mb", "200", "stop before an episode when less disk space is free (MB)"),
@@ -45,7 +46,8 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
         raise ArgumentError(f"argument backend must be sim, emulated or dynamixel, got {backend!r}")
     driver = {"backend": backend, "port": args["port"], "wrist": args["wrist"], "scene": args["scene"],
               "object": args["object"], "world": "target", "seed": _int(args["seed"], "seed"),
-              "realtime_factor": as_float(args["realtime_factor"], "realtime_factor")}
+              "realtime_factor": as_float(args["realtime_factor"], "realtime_factor"),
+              "command_timeout": as_float(args["command_timeout"], "command_timeout")}
     if backend == "sim":
         driver["use_sim_time"] = True  # states stamped with sim time: exactly 50 ms apart in the bag
     collector = {
