@@ -44,6 +44,7 @@ def test_graph_has_driver_policy_and_required_monitor_with_typed_parameters():
     assert by_name["rotation_policy"].parameters["residual"] is False
     assert isinstance(by_name["rotation_monitor"].parameters["duration"], float)
     assert by_name["rotation_policy"].parameters["max_state_age"] == 0.0  # sim stamps are sim time
+    assert by_name["hand_driver"].parameters["use_sim_time"] is True
     hw = app.nodes(graph.resolve_arguments(app, {"hardware": "dynamixel", "port": "/dev/ttyUSB3"}))
     assert hw[0].parameters["port"] == "/dev/ttyUSB3" and hw[1].parameters["max_state_age"] > 0
 

@@ -49,6 +49,8 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
         raise ArgumentError("realtime_factor must be >= 0 and duration > 0")
     driver = {"backend": hardware, "wrist": args["wrist"], "object": args["object"],
               "realtime_factor": realtime_factor}
+    if hardware == "sim":
+        driver["use_sim_time"] = True  # stamp states with sim time: `duration` counts sim seconds at any pace
     if hardware == "dynamixel":
         driver["port"] = args["port"]
     policy = {"axis": args["axis"], "wrist": args["wrist"], "generalist_model": args["generalist_model"],
