@@ -135,7 +135,7 @@ class RotationMonitor:
 
         from dexndm_description import hand
 
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
         if self.angles:
             top.plot(self.angle_times, self.angles, color="tab:blue")
         else:
@@ -148,7 +148,7 @@ class RotationMonitor:
             targets = np.stack(self.targets)
             for j in range(targets.shape[1]):
                 bottom.plot(self.target_times, targets[:, j], linewidth=0.8, label=hand.JOINT_NAMES[j])
-            bottom.legend(ncol=8, fontsize=6, loc="upper center")
+            bottom.legend(ncol=1, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         bottom.set_ylabel("joint target (rad)")
         bottom.set_xlabel("time (s, driver clock)")
         fig.tight_layout()
