@@ -2,7 +2,8 @@
 
 Definitions (docs/POLICY.md):
 - Run time is the driver's clock: the stamps of /leap_hand/joint_states, from the first state received
-  (sim time under the sim backend, so `duration` is in sim seconds even at realtime_factor 0).
+  after the first HandCommand (so node start-up and DDS matching do not count; sim time under the sim
+  backend, so `duration` is in sim seconds even at realtime_factor 0).
 - rot_rad: sum over consecutive object poses of the incremental rotation (world frame, rotation vector)
   projected on the axis in the world (the palm-frame axis of the latest PolicyStep turned by the wrist
   orientation); counted until the object falls. Positive = right-handed about the axis.
@@ -46,7 +47,9 @@ class RotationMonitor:
         self.axis_palm = parse_axis(axis)
         self.wrist = parse_wrist(wrist)
         self.fall_distance = fall_distance
-        self.start: float | None = None  # first state stamp, s
+        self.start: float | None = None  # stamp of the first state after the first command, s
+        self.commanded = False  # a HandCommand has been seen
+        self.states_seen = 0
         self.now = 0.0  # latest run time, s
         self.state_wall: dict[float, float] = {}
         self.latencies_ms: list[float] = []
@@ -65,20 +68,24 @@ class RotationMonitor:
         return self.start is not None and self.now >= self.duration_s
 
     def on_state(self, stamp_s: float, wall_s: float) -> None:
-        if self.start is None:
-            self.start = stamp_s
-        self.now = stamp_s - self.start
+        self.states_seen += 1
         self.state_wall[stamp_s] = wall_s
-        if len(self.state_wall) > 1000:
+        if len(self.state_wall) > 1000:  # states never answered
             for key in sorted(self.state_wall)[:500]:
                 del self.state_wall[key]
+        if self.start is None:
+            if not self.commanded:
+                return
+            self.start = stamp_s
+        self.now = stamp_s - self.start
 
     def on_command(self, state_stamp_s: float, wall_s: float, targets) -> None:
+        self.commanded = True
         received = self.state_wall.pop(state_stamp_s, None)
-        if received is not None:
-            self.latencies_ms.append((wall_s - received) * 1e3)
-        self.command_walls.append(wall_s)
         if self.start is not None:
+            if received is not None:
+                self.latencies_ms.append((wall_s - received) * 1e3)
+            self.command_walls.append(wall_s)
             self.target_times.append(state_stamp_s - self.start)
             self.targets.append(np.asarray(targets, dtype=float))
 

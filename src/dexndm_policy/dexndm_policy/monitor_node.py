@@ -49,8 +49,9 @@ def main() -> None:
             if monitor.now != last_now:
                 last_progress, last_now = wall, monitor.now
             if monitor.start is None and wall - started > p["startup_timeout"]:
-                print(f"rotation_monitor: no /leap_hand/joint_states within {p['startup_timeout']} s; "
-                      "is hand_driver running on this ROS_DOMAIN_ID?", file=sys.stderr)
+                why = ("joint states arrive but no /leap_hand/command answers them; is rotation_policy running?"
+                       if monitor.states_seen else "no /leap_hand/joint_states; is hand_driver running on this ROS_DOMAIN_ID?")
+                print(f"rotation_monitor: nothing to measure after {p['startup_timeout']} s: {why}", file=sys.stderr)
                 code = 1
                 break
             if monitor.start is not None and wall - last_progress > p["stall_timeout"]:

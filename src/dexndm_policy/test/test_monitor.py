@@ -15,6 +15,7 @@ def axis_angle_quat(axis, angle):
 
 def run(monitor, world_axis, rate_rad_s, ticks=60, fall_tick=None):
     """Object spinning at rate_rad_s about world_axis, one pose per 50 ms tick; commands 5 ms after states."""
+    monitor.on_command(99.0, 4999.0, np.zeros(16))  # a command answering an earlier state starts the run
     for k in range(ticks):
         stamp, wall = 100.0 + 0.05 * k, 5000.0 + 0.01 * k
         monitor.on_state(stamp, wall)
@@ -54,6 +55,9 @@ def test_fall_stops_counting_and_sets_time_to_fall():
 
 def test_without_object_pose_rotation_and_fall_are_nan_but_timing_works(tmp_path):
     monitor = RotationMonitor(duration_s=1.0)
+    monitor.on_state(-1.0, -1.0)
+    assert monitor.start is None  # no command seen yet: the run has not started
+    monitor.on_command(-1.0, -0.998, np.zeros(16))
     for k in range(30):
         monitor.on_state(float(k) * 0.05, k * 0.05)
         monitor.on_command(float(k) * 0.05, k * 0.05 + 0.002, np.zeros(16))
