@@ -131,3 +131,14 @@ def test_controller_disabled_holds_or_opens(policy):
     assert not policy.started and ctrl.on_state(q, [], 1.15, 0, 0).output is not None
     with pytest.raises(ValueError, match="disabled_command"):
         RotationController(policy, disabled_command="drop")
+
+
+def test_wrist_reaches_the_observation_and_bad_quaternions_are_refused(policy):
+    policy.set_wrist("palm_down")
+    policy.reset(hand.CANONICAL_POSE)
+    np.testing.assert_allclose(policy.history.observation(policy.wrist, policy.axis)[0, observation.WRIST_SLICE], [0, 0, 0, 1])
+    for bad in ("sideways", [0, 0, 0, 0], [np.nan, 0, 0, 1]):
+        with pytest.raises(ValueError):
+            policy.set_wrist(bad)
+    np.testing.assert_allclose(policy.wrist, [0, 0, 0, 1])
+    policy.set_wrist("palm_up")
