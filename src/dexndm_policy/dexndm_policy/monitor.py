@@ -10,8 +10,9 @@ Definitions (docs/POLICY.md):
 - Fallen: the object's centre is more than `fall_distance` (m) from where it was at the first pose.
   ttf_s: run time from the start to the first fallen pose; the whole run time if it never fell (fell=0).
 - rate_hz: HandCommands received per wall-clock second between the first and the last one.
-- latency: wall time at the monitor from receiving a joint state to receiving the HandCommand that
-  answers it (matched by state_stamp). Clock-agnostic; it holds the policy's compute and one DDS hop.
+- latency: from the driver writing a joint state (its DDS source timestamp) to this node receiving the
+  HandCommand that answers it (DDS reception timestamp; matched by state_stamp): state hop + policy +
+  command hop, on the system clock of one machine, whatever clock the stamps use (sim time included).
 - Without object poses (real hardware) rot_rad and ttf_s are nan.
 """
 from __future__ import annotations
@@ -51,9 +52,8 @@ class RotationMonitor:
         self.commanded = False  # a HandCommand has been seen
         self.states_seen = 0
         self.now = 0.0  # latest run time, s
-        self.state_wall: dict[float, float] = {}
-        self.latencies_ms: list[float] = []
-        self.command_walls: list[float] = []
+        self.state_wall: dict[float, float] = {}  # state stamp -> when the driver wrote it
+        self.command_wall: dict[float, float] = {}  # state stamp -> when the command answering it arrived
         self.target_times: list[float] = []
         self.targets: list[np.ndarray] = []
         self.angle = 0.0
@@ -68,11 +68,11 @@ class RotationMonitor:
         return self.start is not None and self.now >= self.duration_s
 
     def on_state(self, stamp_s: float, wall_s: float) -> None:
+        """A joint state stamped stamp_s (driver clock), written at wall_s (system clock); ignored once done."""
         self.states_seen += 1
+        if self.done:
+            return
         self.state_wall[stamp_s] = wall_s
-        if len(self.state_wall) > 1000:  # states never answered
-            for key in sorted(self.state_wall)[:500]:
-                del self.state_wall[key]
         if self.start is None:
             if not self.commanded:
                 return
@@ -80,14 +80,13 @@ class RotationMonitor:
         self.now = stamp_s - self.start
 
     def on_command(self, state_stamp_s: float, wall_s: float, targets) -> None:
+        """A command answering the state stamped state_stamp_s, received at wall_s (system clock)."""
         self.commanded = True
-        received = self.state_wall.pop(state_stamp_s, None)
-        if self.start is not None:
-            if received is not None:
-                self.latencies_ms.append((wall_s - received) * 1e3)
-            self.command_walls.append(wall_s)
-            self.target_times.append(state_stamp_s - self.start)
-            self.targets.append(np.asarray(targets, dtype=float))
+        if self.start is None or state_stamp_s < self.start or (self.done and state_stamp_s - self.start > self.now):
+            return
+        self.command_wall[state_stamp_s] = wall_s
+        self.target_times.append(state_stamp_s - self.start)
+        self.targets.append(np.asarray(targets, dtype=float))
 
     def on_axis(self, axis_palm) -> None:
         self.axis_palm = parse_axis(axis_palm)
@@ -96,7 +95,7 @@ class RotationMonitor:
         self.wrist = parse_wrist(quat_xyzw)
 
     def on_object_pose(self, stamp_s: float, position, quat_xyzw) -> None:
-        if self.start is None:
+        if self.start is None or (self.done and stamp_s - self.start > self.now):
             return
         position, quat = np.asarray(position, dtype=float), np.asarray(quat_xyzw, dtype=float)
         if not (np.all(np.isfinite(position)) and np.all(np.isfinite(quat))) or np.linalg.norm(quat) < 1e-6:
@@ -115,9 +114,10 @@ class RotationMonitor:
 
     def summary(self) -> dict[str, float]:
         has_object = self.first_position is not None
-        walls = self.command_walls
+        walls = sorted(self.command_wall.values())
         rate = (len(walls) - 1) / (walls[-1] - walls[0]) if len(walls) > 1 and walls[-1] > walls[0] else math.nan
-        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.full(1, np.nan)
+        lat = [(w - self.state_wall[k]) * 1e3 for k, w in self.command_wall.items() if k in self.state_wall]
+        lat = np.asarray(lat) if lat else np.full(1, np.nan)
         return {
             "rot_rad": self.angle if has_object else math.nan,
             "ttf_s": (self.fell_at if self.fell_at is not None else self.now) if has_object else math.nan,

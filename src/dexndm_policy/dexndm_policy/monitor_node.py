@@ -14,12 +14,18 @@ from sensor_msgs.msg import JointState
 from dexndm_msgs.msg import HandCommand, PolicyStep
 from dexndm_policy.monitor import RotationMonitor
 
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-ANY = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+# Deep queues: at realtime_factor 0 the graph runs at hundreds of Hz and a Python monitor may lag behind.
+RELIABLE = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+ANY = QoSProfile(depth=200, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 def seconds(stamp) -> float:
     return stamp.sec + 1e-9 * stamp.nanosec
+
+
+def dds_time(info: dict, key: str) -> float:
+    """A DDS sample timestamp in s (system clock), or now when the middleware gave none."""
+    return info.get(key, 0) * 1e-9 or time.time()
 
 
 def main() -> None:
@@ -29,10 +35,11 @@ def main() -> None:
         ("duration", 10.0), ("plot", "output/rotate.png"), ("axis", "z"), ("wrist", "palm_up"),
         ("fall_distance", 0.08), ("startup_timeout", 60.0), ("stall_timeout", 10.0))}
     monitor = RotationMonitor(p["duration"], p["axis"], p["wrist"], p["fall_distance"])
-    node.create_subscription(JointState, "/leap_hand/joint_states",
-                             lambda m: monitor.on_state(seconds(m.header.stamp), time.monotonic()), RELIABLE)
-    node.create_subscription(HandCommand, "/leap_hand/command",
-                             lambda m: monitor.on_command(seconds(m.state_stamp), time.monotonic(), m.position), RELIABLE)
+    # DDS timestamps (system clock, ns): when the driver wrote a state, when a command reached this node.
+    node.create_subscription(JointState, "/leap_hand/joint_states", lambda m, info: monitor.on_state(
+        seconds(m.header.stamp), dds_time(info, "source_timestamp")), RELIABLE)
+    node.create_subscription(HandCommand, "/leap_hand/command", lambda m, info: monitor.on_command(
+        seconds(m.state_stamp), dds_time(info, "received_timestamp"), m.position), RELIABLE)
     node.create_subscription(PolicyStep, "/dexndm/policy/step", lambda m: monitor.on_axis(m.axis), RELIABLE)
     node.create_subscription(QuaternionStamped, "/dexndm/wrist_orientation", lambda m: monitor.on_wrist(
         [m.quaternion.x, m.quaternion.y, m.quaternion.z, m.quaternion.w]), ANY)
@@ -59,6 +66,9 @@ def main() -> None:
                       f"{p['stall_timeout']} s); ending early", file=sys.stderr)
                 stalled = True
                 break
+        drain_until = time.monotonic() + 0.3  # commands answering the last states may still be queued
+        while time.monotonic() < drain_until:
+            rclpy.spin_once(node, timeout_sec=0.02)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     if code == 0 and p["plot"]:

@@ -143,6 +143,9 @@ def main() -> None:
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
+    except RuntimeError:
+        if rclpy.ok():
+            raise  # a message taken while the context shuts down (Ctrl-C) is no error
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -29,8 +29,10 @@ def test_rotation_about_the_palm_axis_seen_through_the_wrist():
     monitor = RotationMonitor(duration_s=2.0, axis="z", wrist="palm_up")
     run(monitor, [0, 0, -1], rate_rad_s=1.0)
     s = monitor.summary()
-    assert s["rot_rad"] == pytest.approx(59 * 0.05, rel=1e-6)
-    assert s["fell"] == 0 and s["ttf_s"] == pytest.approx(2.95)
+    # 60 ticks are sent; the run ends at 2.0 s (tick 40): later states, poses and commands do not count.
+    assert s["rot_rad"] == pytest.approx(40 * 0.05, rel=1e-6)
+    assert s["fell"] == 0 and s["ttf_s"] == pytest.approx(2.0) and s["run_s"] == pytest.approx(2.0)
+    assert s["commands"] == 41
     assert s["latency_p50_ms"] == pytest.approx(5.0, abs=1e-6) and s["rate_hz"] == pytest.approx(100.0)
     assert monitor.done
 
