@@ -159,5 +159,5 @@ class RotationMonitor:
         bottom.set_ylabel("joint target (rad)")
         bottom.set_xlabel("time (s, driver clock)")
         fig.tight_layout()
-        fig.savefig(path, dpi=80)
+        fig.savefig(path, dpi=80, bbox_inches="tight")
         plt.close(fig)
