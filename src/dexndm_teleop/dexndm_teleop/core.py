@@ -136,7 +136,7 @@ class TeleopCore:
 
     def tick(self, now: float) -> Pose | None:
         """Watchdog; returns the hold pose to republish (None: publish nothing)."""
-        if self._last_sample_s is not None and now - self._last_sample_s > self.config.max_stream_age_s:
+        if self.connected and self._last_sample_s is not None and now - self._last_sample_s > self.config.max_stream_age_s:
             self._release("stale")
         if self.clutch.engaged or self.arm_fault:
             return None
@@ -156,7 +156,7 @@ class TeleopCore:
                 "axis": axis, "axis_label": self.axis.label, "policy": policy, "arm": arm}
 
     def _release(self, reason: str, forget_target: bool = False) -> None:
-        if self.clutch.engaged or forget_target or self.hold_reason == "":
+        if self.clutch.engaged or reason in ("disconnected", "arm_fault") or self.hold_reason == "":
             self.hold_reason = reason
         self.clutch.release(forget_target)
 

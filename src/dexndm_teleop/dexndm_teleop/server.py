@@ -235,8 +235,8 @@ class TeleopServer:
             nonlocal refused
             refused += 1
             self.refusals[kind] = self.refusals.get(kind, 0) + 1
-            if refused <= 5 or refused % 100 == 0:
-                LOG.warning("refused %s message #%d from %s: %s", kind, refused, request.remote, detail)
+            # Every refusal is logged; a connection is closed after max_refusals, which bounds the log.
+            LOG.warning("refused %s message #%d from %s: %s", kind, refused, request.remote, detail)
 
         while not ws.closed:
             try:
