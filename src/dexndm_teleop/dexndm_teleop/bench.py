@@ -62,8 +62,7 @@ def run(steps: int) -> dict:
         with Chromium() as browser:
             browser.send("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_SENDS})
             browser.open(teleop.url)
-            browser.wait_for("!document.getElementById('enter').disabled")
-            browser.evaluate("document.getElementById('enter').click()", user_gesture=True)
+            browser.enter_vr()
             browser.wait_for("window.dexndmTeleop.status !== null && window.dexndmTeleop.status.arm === 'ok'")
             browser.evaluate(f"{RIGHT}.updateButtonValue('squeeze', 1)")
             browser.wait_for("window.dexndmTeleop.status.following")

@@ -27,6 +27,7 @@ FLAGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
     "--disable-quic", "--disable-default-apps", "--disable-extensions", "--mute-audio",
     "--no-default-browser-check", "--disable-features=Translate,MediaRouter,OptimizationHints",
+    "--disable-gpu-watchdog",  # SwiftShader on a busy CPU must not be mistaken for a hung GPU
     "--ignore-certificate-errors", "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
 )
 INSTALL_IWER = "window.__xrDevice = new IWER.XRDevice(IWER.metaQuest3); window.__xrDevice.installRuntime({forceInstall: true});"
@@ -96,6 +97,25 @@ class Chromium:
                 raise BrowserError(f"timed out waiting for {expression!r}; console: {self.console[-10:]}")
             time.sleep(0.02)
 
+    def enter_vr(self, attempts: int = 3, timeout_s: float = 10.0) -> int:
+        """Press the teleop page's Enter VR until XR frames flow; returns the attempts it took.
+
+        SwiftShader on a loaded CPU can lose the WebGL context; the page then ends the session
+        (as it would on a headset) and the button is pressed again.
+        """
+        for attempt in range(1, attempts + 1):
+            self.wait_for("!document.getElementById('enter').disabled")
+            start = self.evaluate("window.dexndmTeleop.frames")
+            self.evaluate("document.getElementById('enter').click()", user_gesture=True)
+            try:
+                self.wait_for(f"window.dexndmTeleop.session !== null && window.dexndmTeleop.frames > {start + 5}", timeout_s)
+                return attempt
+            except BrowserError:
+                if attempt == attempts:
+                    raise
+                self.evaluate("window.dexndmTeleop.session ? window.dexndmTeleop.session.end() : null")
+        return attempts
+
     def send(self, method: str, params: dict | None = None) -> dict:
         return self._call(self._send(method, params or {}))
 
@@ -152,7 +172,8 @@ class Chromium:
                 args = data["params"]["args"]
                 self.console.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
             elif data.get("method") == "Runtime.exceptionThrown":
-                self.console.append("exception: " + data["params"]["exceptionDetails"].get("text", ""))
+                details = data["params"]["exceptionDetails"]
+                self.console.append("exception: " + details.get("exception", {}).get("description", details.get("text", "")))
         for future in self._pending.values():
             future.set_exception(BrowserError("the DevTools connection closed"))
 

@@ -36,9 +36,8 @@ def session(teleop_factory, probe_factory):
     teleop = teleop_factory()
     with Chromium() as browser:
         browser.open(teleop.url)
-        browser.wait_for("!document.getElementById('enter').disabled")
-        browser.evaluate("document.getElementById('enter').click()", user_gesture=True)
-        browser.wait_for("window.dexndmTeleop.frames > 5 && window.dexndmTeleop.status !== null")
+        browser.enter_vr()
+        browser.wait_for("window.dexndmTeleop.status !== null")
         browser.wait_for("window.dexndmTeleop.status.arm === 'ok'")  # the node has the arm's pose
         yield browser, probe, teleop
 
@@ -95,8 +94,10 @@ def test_right_controller_moves_the_arm_and_left_sets_the_axis(session):
     index = probe.target_count()
     time.sleep(0.5)
     holds = probe.targets_since(index)
-    assert holds, "the hold pose is republished"
-    assert all(np.allclose(pose_of(m)[0], [0.5, -0.5, 0.4], atol=1e-6) for m in holds)
+    assert len(holds) >= 3, "the hold pose is republished"
+    held = pose_of(holds[0])[0]
+    assert np.linalg.norm(held - [0.5, -0.5, 0.4]) < 0.002
+    assert all(np.allclose(pose_of(m)[0], held, atol=1e-9) for m in holds)
 
     # Left controller, button mode: X -> z, Y -> -z, left squeeze -> -y.
     for button, axis in (("x-button", [0, 0, 1]), ("y-button", [0, 0, -1]), ("squeeze", [0, -1, 0])):

@@ -81,11 +81,23 @@ function onFrame(time, frame) {
 
 async function enterVR() {
   const session = await navigator.xr.requestSession('immersive-vr', { requiredFeatures: ['local-floor'] });
-  teleop.gl = ui('gl').getContext('webgl2', { xrCompatible: true }) || ui('gl').getContext('webgl', { xrCompatible: true });
+  // A fresh canvas per session: a lost WebGL context cannot be reused.
+  const canvas = document.createElement('canvas');
+  canvas.width = canvas.height = 16;
+  canvas.addEventListener('webglcontextlost', (event) => {
+    event.preventDefault();
+    show('xr', 'graphics context lost: press Enter VR again', 'bad');
+    if (teleop.session) teleop.session.end().catch(() => {});
+  });
+  teleop.gl = canvas.getContext('webgl2', { xrCompatible: true }) || canvas.getContext('webgl', { xrCompatible: true });
   await session.updateRenderState({ baseLayer: new XRWebGLLayer(session, teleop.gl) });
   teleop.space = await session.requestReferenceSpace('local-floor');
   teleop.space.addEventListener('reset', () => show('xr', 'recentred', 'warn'));
-  session.addEventListener('end', () => { teleop.session = null; show('xr', 'ended', 'warn'); ui('enter').disabled = false; });
+  session.addEventListener('end', () => {
+    teleop.session = null;
+    if (ui('xr').className !== 'bad') show('xr', 'ended', 'warn');
+    ui('enter').disabled = false;
+  });
   teleop.session = session;
   ui('enter').disabled = true;
   show('xr', 'immersive-vr, local-floor', 'ok');
