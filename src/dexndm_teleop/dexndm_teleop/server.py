@@ -116,6 +116,16 @@ class TeleopServer:
             host = self._public_host()
         return f"{scheme}://{host}:{self.port}/?token={self.token}"
 
+    def banner(self) -> list[str]:
+        """What the operator needs, for the terminal: the URL with the token, and how to reach it."""
+        lines = [f"teleop: operator URL {self.url()}"]
+        if self.config.https:
+            lines.append(f"teleop: certificate {self.cert_path}, SHA-256 {tls.fingerprint(self.cert_path)} "
+                         "(accept it once in the headset browser)")
+        else:
+            lines.append(f"teleop: run 'adb reverse tcp:{self.port} tcp:{self.port}' so the headset's localhost reaches this PC")
+        return lines
+
     def send_status(self, status: dict) -> None:
         """Send a status object to the operator's page, if one is connected (thread-safe)."""
         if self._loop is not None and self._operator is not None:

@@ -10,15 +10,15 @@ import queue
 import sys
 import time
 
-import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped, Vector3Stamped
+from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_srvs.srv import SetBool
 
 from dexndm_teleop.core import TeleopCore
-from dexndm_teleop.frames import Pose
+from dexndm_teleop.messages import axis_to_msg, pose_from_msg, pose_to_msg
 from dexndm_teleop.params import PARAMETERS, build_configs, franka_fault
 from dexndm_teleop.server import TeleopServer
 
@@ -47,7 +47,7 @@ class TeleopNode(Node):
             raise RuntimeError("arm_source:=franka but franka_msgs does not import; source franka_ros2 or use arm_source:=pose")
         if use_franka:
             self.create_subscription(FrankaRobotState, p["arm_state_topic"], self.on_franka_state, 10)
-            self.recovery = ActionClientFor(self, p["recovery_action"])
+            self.recovery = ActionClient(self, ErrorRecovery, p["recovery_action"])
         else:
             self.create_subscription(PoseStamped, p["arm_pose_topic"], self.on_arm_pose, qos_profile_sensor_data)
             self.recovery = None
@@ -56,20 +56,13 @@ class TeleopNode(Node):
         self.wake = self.create_guard_condition(self.drain)
         self.ticks = 0
         self.create_timer(1.0 / p["watchdog_rate_hz"], self.on_timer)
-        self.server = TeleopServer(server_config, self.on_server_sample, self.on_server_connect, self.on_server_disconnect)
+        self.server = TeleopServer(server_config, lambda *e: self.push("sample", *e), lambda *e: self.push("connect", *e),
+                                   lambda: self.push("disconnect"))
         self.server.start()
 
-    # --- server thread: hand over only ---------------------------------------------------
-    def on_server_sample(self, sample, now, wall):
-        self.events.put(("sample", sample, now, wall))
-        self.wake.trigger()
-
-    def on_server_connect(self, now):
-        self.events.put(("connect", now))
-        self.wake.trigger()
-
-    def on_server_disconnect(self):
-        self.events.put(("disconnect",))
+    def push(self, *event):
+        """Called on the server thread: queue the event and wake the executor."""
+        self.events.put(event)
         self.wake.trigger()
 
     # --- executor thread -----------------------------------------------------------------
@@ -92,26 +85,19 @@ class TeleopNode(Node):
             self.publish_target(out.target)
             self.counts["targets"] += 1
         if out.axis is not None:
-            msg = Vector3Stamped()
-            msg.header.stamp, msg.header.frame_id = self.get_clock().now().to_msg(), "palm"
-            msg.vector.x, msg.vector.y, msg.vector.z = (float(v) for v in out.axis)
-            self.axis_pub.publish(msg)
+            self.axis_pub.publish(axis_to_msg(out.axis, self.get_clock().now().to_msg()))
             self.get_logger().info(f"rotation axis {self.core.axis.label} {out.axis.round(3).tolist()}")
         if out.policy_request is not None:
             self.request_policy(out.policy_request)
         if out.recover:
-            if self.recovery is None:
-                self.get_logger().warning("error recovery requested, but franka_msgs is not available: recover the arm by hand")
+            if self.recovery is None or not self.recovery.server_is_ready():
+                self.get_logger().warning("error recovery requested, but franka_msgs/ErrorRecovery is not available")
             else:
-                self.recovery.request()
+                self.recovery.send_goal_async(ErrorRecovery.Goal())
+                self.get_logger().info("error recovery requested")
 
-    def publish_target(self, pose: Pose):
-        msg = PoseStamped()
-        msg.header.stamp, msg.header.frame_id = self.get_clock().now().to_msg(), self.frame_id
-        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pose.position)
-        q = msg.pose.orientation
-        q.x, q.y, q.z, q.w = (float(v) for v in pose.quat)
-        self.target_pub.publish(msg)
+    def publish_target(self, pose):
+        self.target_pub.publish(pose_to_msg(pose, self.get_clock().now().to_msg(), self.frame_id))
 
     def request_policy(self, enable: bool):
         if not self.policy.service_is_ready():
@@ -138,35 +124,11 @@ class TeleopNode(Node):
 
     def on_arm_pose(self, msg: PoseStamped):
         self.frame_id = msg.header.frame_id or self.frame_id
-        self.core.on_arm_state(pose_of(msg), fault=False)
+        self.core.on_arm_state(pose_from_msg(msg), fault=False)
 
     def on_franka_state(self, msg):
         self.frame_id = msg.o_t_ee.header.frame_id or self.frame_id
-        self.core.on_arm_state(pose_of(msg.o_t_ee), franka_fault(msg.robot_mode, msg.current_errors))
-
-
-def pose_of(msg: PoseStamped) -> Pose | None:
-    p, q = msg.pose.position, msg.pose.orientation
-    try:
-        return Pose(np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w]))
-    except ValueError:
-        return None
-
-
-class ActionClientFor:
-    """Sends franka_msgs/action/ErrorRecovery goals (only built when franka_msgs imports)."""
-
-    def __init__(self, node: Node, name: str):
-        from rclpy.action import ActionClient
-
-        self.node, self.client = node, ActionClient(node, ErrorRecovery, name)
-
-    def request(self):
-        if not self.client.server_is_ready():
-            self.node.get_logger().warning("error recovery action server is not available")
-            return
-        self.client.send_goal_async(ErrorRecovery.Goal())
-        self.node.get_logger().info("error recovery requested")
+        self.core.on_arm_state(pose_from_msg(msg.o_t_ee), franka_fault(msg.robot_mode, msg.current_errors))
 
 
 def main() -> None:
@@ -175,13 +137,7 @@ def main() -> None:
     node = None
     try:
         node = TeleopNode()
-        server = node.server
-        print(f"teleop: operator URL {server.url()}", flush=True)
-        if server.config.https:
-            print(f"teleop: certificate {server.cert_path} (accept it once in the headset browser)", flush=True)
-        else:
-            print(f"teleop: run 'adb reverse tcp:{server.port} tcp:{server.port}' so the headset's localhost reaches this PC",
-                  flush=True)
+        print("\n".join(node.server.banner()), flush=True)
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
