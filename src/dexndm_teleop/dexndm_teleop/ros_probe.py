@@ -1,4 +1,5 @@
-"""A ROS peer for the teleop tests and benchmark: publishes an arm pose, records targets and axes.
+"""A ROS peer for the teleop tests and benchmark: publishes an arm pose, records targets and axes,
+answers /dexndm/policy/enable.
 
 It stands in for the arm's state broadcaster and for the controller that consumes targets; it runs
 its own executor thread so callers can block while it records.
@@ -9,6 +10,7 @@ import threading
 import time
 
 from geometry_msgs.msg import PoseStamped, Vector3Stamped
+from std_srvs.srv import SetBool
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -32,6 +34,8 @@ class Probe:
         o = self.arm.pose.orientation
         o.x, o.y, o.z, o.w = arm_quat
         self.node.create_timer(0.02, lambda: self.arm_pub.publish(self.arm))
+        self.policy_requests: list[bool] = []
+        self.node.create_service(SetBool, "/dexndm/policy/enable", self._on_policy)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -44,6 +48,12 @@ class Probe:
     def _on_axis(self, msg):
         with self.lock:
             self.axes.append(msg)
+
+    def _on_policy(self, request, response):
+        """Stands in for the policy node's enable service: accepts and records each request."""
+        self.policy_requests.append(request.data)
+        response.success, response.message = True, "policy " + ("enabled" if request.data else "disabled")
+        return response
 
     def target_count(self) -> int:
         with self.lock:

@@ -111,6 +111,27 @@ def test_right_controller_moves_the_arm_and_left_sets_the_axis(session):
         browser.wait_for(f"JSON.stringify(window.dexndmTeleop.status.axis) === JSON.stringify({axis})")  # the page shows it
 
 
+def press(browser, hand, button):
+    """Press and release a button across separate XR frames."""
+    for value in (1, 0):
+        sent = browser.evaluate("window.dexndmTeleop.sent")
+        browser.evaluate(f"{hand}.updateButtonValue('{button}', {value})")
+        browser.wait_for(f"window.dexndmTeleop.sent > {sent + 2}")
+
+
+def test_right_trigger_toggles_the_policy_and_a_asks_for_recovery(session):
+    browser, probe, teleop = session
+    press(browser, RIGHT, "trigger")
+    assert probe.wait(lambda: probe.policy_requests == [True])
+    browser.wait_for("window.dexndmTeleop.status.policy === 'on'")
+    time.sleep(0.5)  # the toggle is debounced
+    press(browser, RIGHT, "trigger")
+    assert probe.wait(lambda: probe.policy_requests == [True, False])
+    browser.wait_for("window.dexndmTeleop.status.policy === 'off'")
+    press(browser, RIGHT, "a-button")
+    assert probe.wait(lambda: teleop.lines("error recovery requested, but franka_msgs/ErrorRecovery is not available"))
+
+
 def test_a_stalled_or_dropped_stream_holds_the_arm(session):
     browser, probe, teleop = session
     start = right_position(browser)
