@@ -1,0 +1,82 @@
+"""Networks of the DexNDM policies, with the observation normalizer inside so it travels into ONNX.
+
+ResidualMLP follows the paper: input linear to `width`, `blocks` blocks
+y = ReLU(L1(x) + L3(ReLU(L2(x)))), output linear. The paper uses width 1024 x 5 blocks at GPU scale;
+the CPU default here is smaller (configurable).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dexndm_description import hand
+from dexndm_policy import observation
+
+
+class Normalizer(nn.Module):
+    """(x - mean) / sqrt(var + eps), clipped to +-clip; statistics set from data with `fit`."""
+
+    def __init__(self, dim: int, clip: float = 5.0, eps: float = 1e-6):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.clip, self.eps = clip, eps
+
+    @torch.no_grad()
+    def fit(self, data: torch.Tensor) -> None:
+        data = data.reshape(-1, self.mean.shape[0]).to(self.mean)
+        self.mean.copy_(data.mean(0))
+        self.var.copy_(data.var(0, unbiased=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp((x - self.mean) / torch.sqrt(self.var + self.eps), -self.clip, self.clip)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.l1, self.l2, self.l3 = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.l1(x) + self.l3(torch.relu(self.l2(x))))
+
+
+class ResidualMLP(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int, width: int = 256, blocks: int = 2):
+        super().__init__()
+        self.inp = nn.Linear(in_dim, width)
+        self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)])
+        self.out = nn.Linear(width, out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.blocks(self.inp(x)))
+
+
+class GeneralistPolicy(nn.Module):
+    """obs [N, 327] -> delta [N, 16] in [-1, 1] (tanh)."""
+
+    def __init__(self, width: int = 256, blocks: int = 2):
+        super().__init__()
+        self.normalizer = Normalizer(observation.OBS_DIM)
+        self.mlp = ResidualMLP(observation.OBS_DIM, hand.NUM_JOINTS, width, blocks)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.mlp(self.normalizer(obs)))
+
+
+class ResidualPolicy(nn.Module):
+    """(obs [N, 327], base_target [N, 16]) -> residual [N, 16] rad, bounded by +-max_residual."""
+
+    def __init__(self, width: int = 256, blocks: int = 2, max_residual: float = 0.2):
+        super().__init__()
+        in_dim = observation.OBS_DIM + hand.NUM_JOINTS
+        self.normalizer = Normalizer(in_dim)
+        self.mlp = ResidualMLP(in_dim, hand.NUM_JOINTS, width, blocks)
+        self.max_residual = max_residual
+        # Start as the identity correction: an untrained residual outputs exactly zero.
+        nn.init.zeros_(self.mlp.out.weight)
+        nn.init.zeros_(self.mlp.out.bias)
+
+    def forward(self, obs: torch.Tensor, base_target: torch.Tensor) -> torch.Tensor:
+        x = self.normalizer(torch.cat([obs, base_target], dim=-1))
+        return self.max_residual * torch.tanh(self.mlp(x))

@@ -1,0 +1,73 @@
+"""Every export is guarded by an onnxruntime-vs-PyTorch parity check and follows the contract."""
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from dexndm_policy import contract
+from dexndm_training import export
+from dexndm_training.networks import GeneralistPolicy, ResidualPolicy
+
+
+def specs(session):
+    return ([contract.TensorSpec(i.name, tuple(i.shape)) for i in session.get_inputs()],
+            [contract.TensorSpec(o.name, tuple(o.shape)) for o in session.get_outputs()])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("models")
+    gen, res = GeneralistPolicy(width=64, blocks=1), ResidualPolicy(width=64, blocks=1)
+    with torch.no_grad():  # give the residual a non-zero output so parity is meaningful
+        res.mlp.out.weight.normal_(0, 0.1)
+    errors = {
+        "generalist": export.export_policy(gen, contract.KIND_GENERALIST, out / "generalist.onnx", {"width": 64}, "untrained"),
+        "residual": export.export_policy(res, contract.KIND_RESIDUAL, out / "residual.onnx", {"width": 64}, "untrained"),
+    }
+    return out, gen, res, errors
+
+
+def test_parity_within_tolerance(exported):
+    _, _, _, errors = exported
+    assert errors["generalist"] < export.PARITY_TOLERANCE and errors["residual"] < export.PARITY_TOLERANCE
+
+
+@pytest.mark.parametrize("kind", ["generalist", "residual"])
+def test_exported_models_follow_the_contract_with_a_free_batch(exported, kind):
+    out = exported[0]
+    session = ort.InferenceSession(str(out / f"{kind}.onnx"), providers=["CPUExecutionProvider"])
+    inputs, outputs = specs(session)
+    contract.check_model(kind, session.get_modelmeta().custom_metadata_map, inputs, outputs, kind)
+    for batch in (1, 7):
+        result = session.run(None, export.example_inputs(kind, batch))[0]
+        assert result.shape == (batch, 16)
+
+
+def test_generalist_output_is_bounded_and_residual_starts_at_zero(exported):
+    out, gen, res, _ = exported
+    session = ort.InferenceSession(str(out / "generalist.onnx"), providers=["CPUExecutionProvider"])
+    delta = session.run(None, export.example_inputs("generalist", 32))[0]
+    assert np.all(np.abs(delta) <= 1.0)
+    fresh = ResidualPolicy(width=32, blocks=1)
+    sample = export.example_inputs("residual", 8)
+    assert torch.count_nonzero(fresh(torch.from_numpy(sample["obs"]), torch.from_numpy(sample["base_target"]))) == 0
+
+
+def test_contract_refuses_a_wrong_kind_layout_or_shape(exported):
+    out = exported[0]
+    session = ort.InferenceSession(str(out / "generalist.onnx"), providers=["CPUExecutionProvider"])
+    meta = dict(session.get_modelmeta().custom_metadata_map)
+    inputs, outputs = specs(session)
+    with pytest.raises(contract.ModelContractError, match="kind"):
+        contract.check_model("residual", meta, inputs, outputs)
+    with pytest.raises(contract.ModelContractError, match="layout version"):
+        contract.check_model("generalist", {**meta, contract.META_LAYOUT: "0"}, inputs, outputs)
+    with pytest.raises(contract.ModelContractError, match=r"\[N, 327\]"):
+        contract.check_model("generalist", meta, [contract.TensorSpec("obs", ("batch", 320))], outputs)
+
+
+def test_parity_error_detects_a_graph_that_differs(exported):
+    out, gen, _, _ = exported
+    other = GeneralistPolicy(width=64, blocks=1)
+    assert export.parity_error(other, "generalist", str(out / "generalist.onnx")) > export.PARITY_TOLERANCE
