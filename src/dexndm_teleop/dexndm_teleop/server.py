@@ -170,7 +170,7 @@ class TeleopServer:
     def _public_host(self) -> str:
         if self.config.bind not in ("0.0.0.0", "::"):
             return "localhost" if self.config.bind in ("127.0.0.1", "::1") else self.config.bind
-        lan = [h for h in self.hosts if h[0].isdigit() and not h.startswith("127.")]
+        lan = sorted(h for h in self.hosts if h[0].isdigit() and not h.startswith("127."))
         return lan[0] if lan else "localhost"
 
     def _refuse(self, request: web.Request, kind: str, detail: str, status: int) -> web.Response:
