@@ -224,7 +224,7 @@ class TeleopServer:
             return self._refuse(request, "origin", f"Origin {origin!r} is not this page's", 403)
         if self._operator is not None:
             return self._refuse(request, "operator", "another operator is connected; one at a time", 409)
-        ws = web.WebSocketResponse(max_msg_size=schema.MAX_MESSAGE_BYTES, heartbeat=1.0)
+        ws = web.WebSocketResponse(max_msg_size=schema.MAX_MESSAGE_BYTES, heartbeat=2.0)  # dead links close in ~3 s
         self._operator = ws
         try:
             await ws.prepare(request)
