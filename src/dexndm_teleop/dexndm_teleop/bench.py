@@ -29,7 +29,6 @@ import rclpy
 
 from dexndm_teleop.browser import Chromium
 from dexndm_teleop.harness import TeleopProcess
-from dexndm_teleop.params import TARGET_TOPIC
 from dexndm_teleop.ros_probe import Probe
 
 RIGHT = "__xrDevice.controllers.right"
@@ -56,8 +55,11 @@ def clock_offset_ms(browser: Chromium, probes: int = 30) -> tuple[float, float]:
 
 def run(steps: int) -> dict:
     rclpy.init()
-    probe = Probe(TARGET_TOPIC, "/franka_robot_state_broadcaster/current_pose")
-    teleop = TeleopProcess({"port": 0, "https": False, "arm_source": "pose"})
+    # Private names: the benchmark's stand-in arm must never meet a real arm's topics.
+    topics = {"target_topic": "/dexndm_bench/target", "arm_pose_topic": "/dexndm_bench/arm_pose",
+              "policy_service": "/dexndm_bench/policy_enable"}
+    probe = Probe(topics["target_topic"], topics["arm_pose_topic"], policy_service=topics["policy_service"])
+    teleop = TeleopProcess({"port": 0, "https": False, "arm_source": "pose", **topics})
     try:
         with Chromium() as browser:
             browser.send("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_SENDS})

@@ -19,7 +19,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 class Probe:
     """Publishes an arm pose (best effort, 50 Hz) and records targets and axes with receipt times."""
 
-    def __init__(self, target_topic: str, arm_topic: str, arm_pose=(0.5, 0.0, 0.4), arm_quat=(1.0, 0.0, 0.0, 0.0)):
+    def __init__(self, target_topic: str, arm_topic: str, arm_pose=(0.5, 0.0, 0.4), arm_quat=(1.0, 0.0, 0.0, 0.0),
+                 policy_service: str = "/dexndm/policy/enable"):
         self.node = Node("teleop_test_probe")
         self.targets: list[tuple[float, PoseStamped]] = []
         self.axes: list[Vector3Stamped] = []
@@ -35,7 +36,7 @@ class Probe:
         o.x, o.y, o.z, o.w = arm_quat
         self.node.create_timer(0.02, lambda: self.arm_pub.publish(self.arm))
         self.policy_requests: list[bool] = []
-        self.node.create_service(SetBool, "/dexndm/policy/enable", self._on_policy)
+        self.node.create_service(SetBool, policy_service, self._on_policy)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
