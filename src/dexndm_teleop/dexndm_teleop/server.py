@@ -248,15 +248,19 @@ class TeleopServer:
             # Every refusal is logged; a connection is closed after max_refusals, which bounds the log.
             LOG.warning("refused %s message #%d from %s: %s", kind, refused, request.remote, detail)
 
+        last_message = time.monotonic()
         while not ws.closed:
+            # Pongs keep the socket alive but are not messages: the page itself must keep talking.
+            remaining = self.config.idle_timeout_s - (time.monotonic() - last_message)
             try:
-                msg = await ws.receive(timeout=self.config.idle_timeout_s)
+                msg = await asyncio.wait_for(ws.receive(), max(remaining, 0.001))
             except asyncio.TimeoutError:
                 LOG.warning("closing the operator connection: nothing received for %.1f s", self.config.idle_timeout_s)
                 await ws.close(code=1001, message=b"idle")
                 return
             if msg.type == WSMsgType.TEXT:
                 now, wall = time.monotonic(), time.time()
+                last_message = now
                 if not bucket.take():
                     refuse("rate", f"more than {self.config.max_rate_hz:.0f} messages/s")
                 else:

@@ -163,6 +163,21 @@ def test_a_stalled_or_dropped_stream_holds_the_arm(session):
     # Re-anchored at the arm's measured pose (the probe's fixed one): 10 cm down from there.
     settle(probe, ARM_POSITION - np.array([0.0, 0.0, 0.10]))
 
+    # Silent for longer than the idle timeout (3 s): the server closes the link; the page reconnects.
+    browser.send("Debugger.pause")
+    assert probe.wait(lambda: teleop.lines("nothing received for"), 8.0)
+    browser.send("Debugger.resume")
+    assert probe.wait(lambda: len(teleop.lines("operator connected")) == 2, 8.0)
+    browser.wait_for("window.dexndmTeleop.status !== null && document.getElementById('connection').textContent === 'connected'")
+    assert not browser.evaluate("window.dexndmTeleop.status.following")  # squeeze still held: no press
+    browser.evaluate(f"{RIGHT}.updateButtonValue('squeeze', 0)")
+    frames = browser.evaluate("window.dexndmTeleop.sent")
+    browser.wait_for(f"window.dexndmTeleop.sent > {frames + 3}")
+    browser.evaluate(f"{RIGHT}.updateButtonValue('squeeze', 1)")
+    browser.wait_for("window.dexndmTeleop.status.following")
+    move_right(browser, start + np.array([0.0, 0.10, 0.0]))  # 5 cm up from the new anchor
+    settle(probe, ARM_POSITION + np.array([0.0, 0.0, 0.05]))
+
     # Drop: the page goes away while following; the arm holds at the last target.
     browser.send("Page.navigate", {"url": "about:blank"})
     assert probe.wait(lambda: any("operator disconnected" in line for line in teleop.log))
@@ -171,5 +186,5 @@ def test_a_stalled_or_dropped_stream_holds_the_arm(session):
     after = probe.targets_since(index)
     assert len(after) >= 3, "the hold pose is republished after the drop"
     last = pose_of(after[0])[0]
-    assert np.linalg.norm(last - (ARM_POSITION - np.array([0.0, 0.0, 0.10]))) < 0.002
+    assert np.linalg.norm(last - (ARM_POSITION + np.array([0.0, 0.0, 0.05]))) < 0.002
     assert all(np.allclose(pose_of(m)[0], last, atol=1e-9) for m in after)
