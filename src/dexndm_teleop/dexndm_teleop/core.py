@@ -107,6 +107,10 @@ class TeleopCore:
         if self.stream_age.age(wall_now, sample.page_time_ms) > self.config.max_stream_age_s:
             self._release("stale")
             return out
+        if sample.kind == "idle":  # the page is connected but not in VR
+            self._release("not in VR")
+            self.squeeze.reset()
+            return out
         if sample.left is not None:
             out.axis = self.axis.update(sample.left, now, palm_in_base(self.arm_pose, np.asarray(self.config.axis.palm_in_flange)))
         right = sample.right
@@ -156,7 +160,7 @@ class TeleopCore:
                 "axis": axis, "axis_label": self.axis.label, "policy": policy, "arm": arm}
 
     def _release(self, reason: str, forget_target: bool = False) -> None:
-        if self.clutch.engaged or reason in ("disconnected", "arm_fault") or self.hold_reason == "":
+        if self.clutch.engaged or reason in ("disconnected", "arm_fault", "not in VR") or self.hold_reason == "":
             self.hold_reason = reason
         self.clutch.release(forget_target)
 

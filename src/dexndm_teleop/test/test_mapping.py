@@ -168,6 +168,18 @@ def test_core_clutch_hold_and_latches():
     assert core.hold_reason == "disconnected"
 
 
+def test_core_idle_messages_hold():
+    core = TeleopCore(TeleopConfig())
+    core.on_connect(0.0)
+    core.on_arm_state(Pose(np.array([0.5, 0.0, 0.4]), IDENTITY), fault=False)
+    core.on_sample(sample(0), 0.0, 0.0)
+    core.on_sample(sample(10, squeeze=1.0), 0.01, 0.01)
+    assert core.following
+    out = core.on_sample(schema.Sample("idle", 3, 20.0), 0.02, 0.02)
+    assert out.target is None and not core.following and core.hold_reason == "not in VR"
+    assert core.on_sample(sample(30, squeeze=1.0), 0.03, 0.03).target is None  # back in VR, squeeze held: no press
+
+
 def test_core_detects_a_lagging_stream_from_page_times():
     core = TeleopCore(TeleopConfig())
     core.on_connect(0.0)
