@@ -29,11 +29,11 @@ def rotation_angle(q1, q2) -> float:
 
 
 @pytest.fixture
-def session(teleop_factory, probe_factory):
+def session(request, teleop_factory, probe_factory):
     missing = tools_missing()
     assert missing is None, missing  # the browser tests must run, not skip: scripts/setup.sh --test
     probe = probe_factory(TARGET_TOPIC, "/franka_robot_state_broadcaster/current_pose", tuple(ARM_POSITION), tuple(ARM_QUAT))
-    teleop = teleop_factory()
+    teleop = teleop_factory(getattr(request, "param", None))
     with Chromium() as browser:
         browser.open(teleop.url)
         browser.enter_vr()
@@ -130,6 +130,19 @@ def test_right_trigger_toggles_the_policy_and_a_asks_for_recovery(session):
     browser.wait_for("window.dexndmTeleop.status.policy === 'off'")
     press(browser, RIGHT, "a-button")
     assert probe.wait(lambda: teleop.lines("error recovery requested, but franka_msgs/ErrorRecovery is not available"))
+
+
+@pytest.mark.parametrize("session", [{"axis_mode": "orientation"}], indirect=True)
+def test_orientation_mode_axis_follows_the_left_controller_twist(session):
+    browser, probe, teleop = session
+    q0 = np.array(browser.evaluate(f"[{LEFT}.quaternion.x, {LEFT}.quaternion.y, {LEFT}.quaternion.z, {LEFT}.quaternion.w]"))
+    # 40 deg about XR up = base +z; the palm (flange turned 180 deg about x) sees it as -z.
+    turn = np.array([[np.cos(0.7), 0, np.sin(0.7)], [0, 1, 0], [-np.sin(0.7), 0, np.cos(0.7)]])
+    q1 = matrix_to_quat(turn @ quat_to_matrix(q0))
+    browser.evaluate(f"{LEFT}.quaternion.set({q1[0]}, {q1[1]}, {q1[2]}, {q1[3]})")
+    assert probe.wait(lambda: len(probe.axes) > 0)
+    axis = probe.axes[-1].vector
+    assert np.allclose([axis.x, axis.y, axis.z], [0, 0, -1], atol=1e-3)
 
 
 def test_a_stalled_or_dropped_stream_holds_the_arm(session):
