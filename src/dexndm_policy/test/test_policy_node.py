@@ -30,9 +30,9 @@ def policy_command(*params: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def rig():
-    proc = subprocess.Popen(policy_command("axis:=z", "state_timeout:=0.5"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+def rig(tmp_path_factory):
+    log = open(tmp_path_factory.mktemp("policy") / "rotation_policy.log", "w")  # a file: a full pipe would block the node
+    proc = subprocess.Popen(policy_command("axis:=z", "state_timeout:=0.5"), stdout=log, stderr=subprocess.STDOUT)
     rclpy.init()
     fixture = LockstepHand()
     assert fixture.wait_for_policy(), "rotation_policy never appeared on DDS"
@@ -41,6 +41,7 @@ def rig():
     rclpy.shutdown()
     proc.send_signal(2)
     proc.wait(timeout=10)
+    log.close()
 
 
 def call(node, client, request):
