@@ -1,7 +1,8 @@
 """The rotation reward of the DexNDM paper (../shared/LEAP_HAND.md), one small vectorised function per term.
 
 r = a_rot * clip(omega . k, -0.5, 0.5) + a_goal * r_goal + r_penalty, with
-r_penalty = -(w_off |omega x k| + w_linvel |v| + w_pose |q - q_canonical|^2 + w_work |tau . qdot| + w_torque |tau|^2).
+r_penalty = -(w_off |omega x k| + w_linvel |v| + w_pose |q - q_canonical|^2 + w_work |tau . qdot| + w_torque |tau|^2)
+            - w_fall [the object fell this step] (a project addition, see docs/DECISIONS.md).
 omega, v, k are world-frame (rad/s, m/s, unit axis); q rad; tau N m; qdot rad/s. a_rot ramps 0 -> 0.1 between
 resets 10 and 100 (`rotation_weight`). r_goal is 1 on the step the object comes within 15 deg of a waypoint
 90 deg ahead about the axis, which is then renewed from the object's current orientation (`Waypoints`).
@@ -28,12 +29,13 @@ class RewardConfig:
     goal_weight: float = 1.0
     waypoint_ahead: float = np.pi / 2  # rad
     waypoint_reached: float = np.deg2rad(15.0)  # rad
-    off_axis: float = 0.1
+    off_axis: float = 0.02  # not given by the paper; small so contact jitter (~1 rad/s) does not swamp a_rot
     linear_velocity: float = 0.3
     pose: float = 0.3
     work: float = 2.0
     torque: float = 0.1
-    penalty_scale: float = 1.0  # multiplies every penalty weight (one knob to rebalance against a_rot)
+    fall: float = 10.0  # once, on the step the object falls (without it, dropping ends the penalties early)
+    penalty_scale: float = 0.1  # multiplies every penalty weight but the fall's (see docs/DECISIONS.md)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,7 +108,7 @@ class Waypoints:
 
 def total_reward(
     cfg: RewardConfig, a_rot: np.ndarray | float, r_goal: np.ndarray, angvel: np.ndarray, linvel: np.ndarray,
-    axis: np.ndarray, q: np.ndarray, qdot: np.ndarray, torque: np.ndarray,
+    axis: np.ndarray, q: np.ndarray, qdot: np.ndarray, torque: np.ndarray, fallen: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The summed reward [N] and each weighted term (for logging)."""
     p = cfg.penalty_scale
@@ -118,5 +120,6 @@ def total_reward(
         "pose": -p * cfg.pose * pose_term(q),
         "work": -p * cfg.work * work_term(torque, qdot),
         "torque": -p * cfg.torque * torque_term(torque),
+        "fall": -cfg.fall * (np.zeros(len(q)) if fallen is None else np.asarray(fallen, dtype=np.float64)),
     }
     return sum(terms.values()), terms

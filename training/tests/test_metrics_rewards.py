@@ -95,6 +95,6 @@ def test_total_reward_sums_weighted_terms():
     total, terms = rewards.total_reward(
         cfg, a_rot=0.1, r_goal=np.array([1.0, 0.0]), angvel=np.array([[0, 0, 1.0], [0, 0, 0.0]]),
         linvel=np.zeros((n, 3)), axis=np.array([[0, 0, 1.0]] * n), q=np.tile(hand.CANONICAL_POSE, (n, 1)),
-        qdot=np.zeros((n, 16)), torque=np.zeros((n, 16)))
-    np.testing.assert_allclose(total, [0.1 * 0.5 + 1.0, 0.0])
-    assert set(terms) == {"rotation", "goal", "off_axis", "linear_velocity", "pose", "work", "torque"}
+        qdot=np.zeros((n, 16)), torque=np.zeros((n, 16)), fallen=np.array([False, True]))
+    np.testing.assert_allclose(total, [0.1 * 0.5 + 1.0, -cfg.fall])
+    assert set(terms) == {"rotation", "goal", "off_axis", "linear_velocity", "pose", "work", "torque", "fall"}
