@@ -267,7 +267,7 @@ class RotationEnv(VecEnv):
         self.history.push(q + self._noise(self.num_envs), target)  # (q_{t+1}, a_t)
         self.privileged_history[:, :-1] = self.privileged_history[:, 1:]
         self.privileged_history[:, -1] = np.concatenate([q, target], axis=1)
-        self.previous_target = target
+        self.previous_target = target.copy()  # reset_envs writes into it; `target` stays as stepped
         self.episode_length_buf += 1
         time_out = self.episode_length_buf.numpy() >= self.cfg.episode_steps
         done = fallen | time_out

@@ -36,15 +36,14 @@ def score(result, episode_steps: int, seed: int) -> dict[str, float]:
 def evaluate_condition(env_cfg: EnvConfig, policy, episodes: int, axes: np.ndarray | None = None,
                        baseline: bool = True) -> dict:
     """Policy (and zero-action baseline) over `episodes` episodes of one env config, same seeds for both."""
-    env = RotationEnv(replace(env_cfg, num_envs=episodes))
-    try:
-        per_env_axes = None if axes is None else axes[np.arange(episodes) % len(axes)]
-        out = {"policy": score(rollout(env, policy, per_env_axes), env_cfg.episode_steps, env_cfg.seed)}
-        if baseline:
-            env.rng = np.random.default_rng(env_cfg.seed)  # same grasps, axes and noise draws
-            out["baseline"] = score(rollout(env, zero_policy, per_env_axes), env_cfg.episode_steps, env_cfg.seed)
-    finally:
-        env.close()
+    per_env_axes = None if axes is None else axes[np.arange(episodes) % len(axes)]
+    out = {}
+    for who, fn in (("policy", policy), ("baseline", zero_policy))[: 2 if baseline else 1]:
+        env = RotationEnv(replace(env_cfg, num_envs=episodes))  # a fresh env per run: same seeds, same draws
+        try:
+            out[who] = score(rollout(env, fn, per_env_axes), env_cfg.episode_steps, env_cfg.seed)
+        finally:
+            env.close()
     return out
 
 

@@ -1,0 +1,89 @@
+"""The rotation environment on the real source-world simulator: observation groups, actions, episodes."""
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("dexndm_description.sim", reason="needs the simulator (dexndm_description.sim): merge main")
+
+from dexndm_description import hand  # noqa: E402
+from dexndm_policy import observation  # noqa: E402
+from dexndm_training import env as env_module  # noqa: E402
+from dexndm_training.env import EnvConfig, RotationEnv  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = RotationEnv(EnvConfig(num_envs=4, episode_steps=6, grasp_candidates=8, threads=1, seed=1,
+                              wrists=["palm_up", "thumb_up"], axes=["principal"]))
+    yield e
+    e.close()
+
+
+def test_groups_follow_the_generalist_contract_and_the_privileged_layout(env):
+    obs = env.reset()
+    assert set(obs.keys()) == {"policy", "privileged"}
+    policy, privileged = obs["policy"].numpy(), obs["privileged"].numpy()
+    observation.check_observation(policy)
+    assert privileged.shape == (4, env_module.PRIVILEGED_DIM) and np.all(np.isfinite(privileged))
+    hist = policy[:, observation.HISTORY_SLICE].reshape(4, observation.HISTORY, observation.STEP_DIM)
+    np.testing.assert_allclose(hist[:, -1, :16], env.sim.q, atol=env.cfg.joint_noise + 1e-6)  # noisy q
+    np.testing.assert_allclose(hist[:, -1, 16:], env.sim.q, atol=1e-6)  # a_{-1} = q_0
+    np.testing.assert_allclose(policy[:, observation.WRIST_SLICE], env.wrist, atol=1e-6)
+    np.testing.assert_allclose(policy[:, observation.AXIS_SLICE], env.axis, atol=1e-6)
+    assert env.wrist_labels == ["palm_up", "thumb_up", "palm_up", "thumb_up"]
+    principal = np.stack([v for v in env.axis_table])
+    assert all(np.any(np.all(np.isclose(a, principal), axis=1)) for a in env.axis)
+
+
+def test_actions_integrate_into_base_targets_paired_with_the_next_q(env):
+    env.reset()
+    before = env.previous_target.copy()
+    delta = torch.zeros(4, 16)
+    delta[:, 1] = 1.0
+    delta[:, 2] = 5.0  # clipped to 1
+    obs, reward, done, extras = env.step(delta)
+    want = hand.clip_to_limits(before + np.where(np.arange(16) < 1, 0, np.where(np.arange(16) <= 2, 1, 0)) / 24.0)
+    np.testing.assert_allclose(env.last_step["target"], want, atol=1e-9)
+    hist = obs["policy"].numpy()[:, observation.HISTORY_SLICE].reshape(4, observation.HISTORY, observation.STEP_DIM)
+    live = ~done.numpy()
+    np.testing.assert_allclose(hist[live, -1, 16:], want[live], atol=1e-6)  # (q_{t+1}, a_t)
+    assert reward.shape == (4,) and torch.all(torch.isfinite(reward))
+    assert "/reward/rotation" in extras["log"] and extras["time_outs"].dtype == torch.bool
+
+
+def test_episodes_time_out_after_episode_steps_and_restart(env):
+    env.reset()
+    outs = []
+    for _ in range(env.cfg.episode_steps):
+        _, _, done, extras = env.step(torch.zeros(4, 16))
+        outs.append((done.numpy().copy(), extras["time_outs"].numpy().copy(), env.last_step["fallen"].copy()))
+    done, time_out, fallen = outs[-1]
+    assert np.all(done)
+    np.testing.assert_array_equal(time_out, ~fallen)
+    assert torch.all(env.episode_length_buf == 0) and env.resets >= 4
+
+
+def test_disturbance_force_is_two_times_mass_on_the_object(env):
+    env.reset()
+    env.cfg.disturbance_probability = 1.0
+    _, _, done, _ = env.step(torch.zeros(4, 16))
+    live = ~done.numpy()  # worlds that restarted have no force yet
+    assert live.any()
+    masses = np.array([s.mass for s in env.sim.object_specs])
+    np.testing.assert_allclose(np.linalg.norm(env.force[live], axis=1), 2.0 * masses[live], rtol=1e-9)
+    applied = np.array([d.xfrc_applied[b, :3] for d, b in zip(env.sim.datas, env._object_bodies)])
+    np.testing.assert_allclose(applied, env.force)
+    env.cfg.disturbance_probability = 0.25
+
+
+def test_grasp_cache_holds_poses_near_the_canonical_one(env):
+    assert len(env.grasps) >= 1
+    assert np.all(np.abs(env.grasps - hand.CANONICAL_POSE) <= env.cfg.grasp_noise + 1e-9)
+
+
+def test_axis_sets_resolve_to_named_unit_axes():
+    names, vectors = env_module.resolve_axes(["principal", "diagonal", "general:3"])
+    assert len(names) == 6 + 4 + 1 and names[:2] == ["x", "-x"]
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    with pytest.raises(ValueError, match="unknown rotation axis"):
+        env_module.resolve_axes(["sideways"])
