@@ -132,7 +132,7 @@ def _cmd_bc(args) -> int:
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a BC generalist to ONNX (with a parity check)")
     p.add_argument("--checkpoint", required=True, help="generalist.pt written by `bc`")
-    p.add_argument("--out", required=True, help="generalist.onnx; its training config JSON is written beside it")
+    p.add_argument("--out", required=True, help="generalist.onnx; its training config goes beside it (generalist.json)")
     p.add_argument("--config", nargs="*", default=[], help="extra JSON files merged into the training config")
     p.set_defaults(func=_cmd_export)
 
@@ -146,12 +146,15 @@ def _cmd_export(args) -> int:
 
     model = load_generalist(args.checkpoint)
     saved = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    config = {"bc": saved["config"]}
+    bc_cfg = saved["config"]
+    config = {"network": "GeneralistPolicy", "width": bc_cfg["width"], "blocks": bc_cfg["blocks"], "trained": True,
+              "made_by": "dexndm-train export", "bc": bc_cfg}
     for extra in args.config:
         config[Path(extra).stem] = json.loads(Path(extra).read_text())
     out = Path(args.out)
-    error = export.export_policy(model, contract.KIND_GENERALIST, out, config, ",".join(saved["config"]["datasets"]))
-    out.with_name(out.stem + "_training_config.json").write_text(json.dumps(config, indent=1))
+    error = export.export_policy(model, contract.KIND_GENERALIST, out, config, ",".join(bc_cfg["datasets"]))
+    config["parity_error"] = error
+    out.with_suffix(".json").write_text(json.dumps(config, indent=1))
     print(f"onnx={out} parity_max_abs_error={error:.2e} size_bytes={out.stat().st_size}")
     return 0
 

@@ -39,8 +39,9 @@ def test_bc_export_and_evaluate_through_the_cli(tmp_path, capsys):
     assert cli.main(["export", "--checkpoint", str(tmp_path / "bc" / "generalist.pt"), "--out", str(onnx_path)]) == 0
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
-    assert json.loads(meta[contract.META_CONFIG])["bc"]["width"] == 32
-    assert (tmp_path / "generalist_training_config.json").exists()
+    assert json.loads(meta[contract.META_CONFIG])["width"] == 32
+    beside = json.loads((tmp_path / "generalist.json").read_text())
+    assert beside["width"] == 32 and beside["trained"] is True and beside["parity_error"] < 1e-4
     capsys.readouterr()
     assert cli.main(["evaluate", "--policy", str(onnx_path), "--episodes", "3", "--episode-steps", "15",
                      "--threads", "1", "--json", str(tmp_path / "eval.json")]) == 0
