@@ -73,6 +73,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export COLCON_DEFAULTS_FILE="$ROOT/colcon-defaults.yaml"
 if [ -f "$ROOT/install/local_setup.bash" ]; then . "$ROOT/install/local_setup.bash"; fi
 case ":\$PATH:" in *":$ROOT/install/dexndm/lib/dexndm:"*) ;; *) export PATH="$ROOT/install/dexndm/lib/dexndm:\$PATH" ;; esac
+case ":\$PATH:" in *":$ROOT/install/dexndm_description/lib/dexndm_description:"*) ;; *) export PATH="$ROOT/install/dexndm_description/lib/dexndm_description:\$PATH" ;; esac
 EOF
 
 say "colcon build"

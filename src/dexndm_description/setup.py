@@ -16,5 +16,5 @@ setup(
     maintainer_email="dexndm@example.org",
     description="The LEAP hand's single source of truth: joint table, limits, gains, conversions, named axes and wrist orientations, MJCF and scenes. No rclpy.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["dexndm-sim = dexndm_description.cli:main"]},
 )

@@ -1,0 +1,390 @@
+"""Batched LEAP-hand simulation: N independent MuJoCo worlds stepped one 50 ms control tick at a time.
+
+    sim = BatchedHandSim(num_envs=64, world="source", scene="grasp", wrist="palm_up",
+                         object="normal_cylinder", seed=0, threads=2)
+    sim.reset()                     # canonical grasp, object placed in it
+    sim.set_targets(targets)        # [N, 16] rad, motor-ID order, clipped to the limits
+    sim.step()                      # one control tick = 6 physics steps at 120 Hz
+    sim.q, sim.qdot, sim.object_pose, sim.object_fallen()
+
+Every array is in motor-ID order and world frame (z up), quaternions x y z w. Each world owns its
+MjModel and MjData (objects, wrists and randomized physics differ per world); a thread pool steps
+chunks of worlds, and `mujoco.mj_step` releases the GIL, so both cores work. Each world draws from
+its own random stream spawned from `seed`, so a world's trajectory does not depend on the others or
+on the number of threads.
+"""
+from __future__ import annotations
+
+import copy
+from concurrent.futures import ThreadPoolExecutor
+
+import mujoco
+import numpy as np
+
+from dexndm_description import hand, mjcf, objects, scene as scenes, wrist as wrists
+from dexndm_description.worlds import WorldConfig, pd_torque, servo_current, servo_torque
+
+#: An object whose centre is farther than this from the grasp spot has left the hand (m).
+FALL_DISTANCE = 0.1
+#: Control ticks spent closing the fingers on a freshly placed object during reset.
+GRASP_SETTLE_TICKS = 10
+#: Gravity during the grasp settle, as a fraction of g pointing into the palm.
+SETTLE_GRAVITY = 1.0
+#: Control ticks the Chaos Box balls get to fall and settle during reset.
+BALL_SETTLE_TICKS = 16
+
+
+def _step_each(models, datas) -> None:
+    """One physics step of each world (mj_step releases the GIL)."""
+    for m, d in zip(models, datas):
+        mujoco.mj_step(m, d)
+
+
+def _as_env_array(value, num_envs: int, width: int, what: str) -> np.ndarray:
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 1:
+        arr = np.broadcast_to(arr, (num_envs, arr.shape[0]))
+    if arr.shape != (num_envs, width):
+        raise ValueError(f"{what} must have shape [{width}] or [{num_envs}, {width}], got {list(np.shape(value))}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} holds NaN or inf; send finite values")
+    return arr
+
+
+class BatchedHandSim:
+    """N independent LEAP-hand worlds (source or target physics), stepped together per control tick.
+
+    randomize=True draws each world's object shape from its set and re-draws mass, friction and
+    centre of mass at every reset; randomize=False gives every world the set's nominal object
+    (middle size, 0.03 kg, friction 1.0, centred mass).
+    """
+
+    def __init__(self, num_envs: int = 1, world: str | WorldConfig = "source", scene: str = "grasp",
+                 wrist="palm_up", object: str | None = "normal_cylinder", seed: int = 0, threads: int = 2,
+                 randomize: bool = True):
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = n = int(num_envs)
+        self.config = world if isinstance(world, WorldConfig) else WorldConfig.named(world)
+        if scene not in scenes.SCENES:
+            raise ValueError(f"unknown scene {scene!r}; choose one of {', '.join(scenes.SCENES)}")
+        self.scene = scene
+        self.object_set = None if (object is None or object == "none" or scene != "grasp") else objects.check_set(object)
+        if scene == "grasp" and self.object_set is None:
+            raise ValueError("the grasp scene needs an object set; pass scene='hand_only' to simulate no object")
+        self.randomize = bool(randomize)
+        self.seed = int(seed)
+        self._wrists = self._parse_wrists(wrist, n)
+        if scene == "chaos_box":
+            up = np.array([wrists.quat_to_matrix(w)[:, 2] @ [0.0, 0.0, -1.0] for w in self._wrists])
+            if np.any(up > 0.95):
+                raise ValueError("the Chaos Box takes any wrist orientation except palm_up (balls would rest on the palm)")
+        self._rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(n)]
+        self.object_specs: list[objects.ObjectSpec | None] = []
+        self.models: list[mujoco.MjModel] = []
+        self.datas: list[mujoco.MjData] = []
+        compiled: dict[str, mujoco.MjModel] = {}
+        for i in range(n):
+            spec = (objects.sample_shape(self.object_set, self._rngs[i], nominal=not self.randomize)
+                    if self.object_set else None)
+            xml = scenes.scene_xml(self.config, scene, self._wrists[i], spec, self._rngs[i])
+            if xml not in compiled:
+                compiled[xml] = mujoco.MjModel.from_xml_string(xml)
+            model = copy.copy(compiled[xml])
+            self.object_specs.append(spec)
+            self.models.append(model)
+            self.datas.append(mujoco.MjData(model))
+        self._index(self.models[0])
+        self._threads = max(1, int(threads))
+        self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 and n > 1 else None
+        self._chunks = [c for c in np.array_split(np.arange(n), min(self._threads, n)) if len(c)]
+        self._targets = np.tile(hand.CANONICAL_POSE, (n, 1))
+        self._previous_targets = self._targets.copy()
+        self._q = np.zeros((n, hand.NUM_JOINTS))
+        self._qdot = np.zeros((n, hand.NUM_JOINTS))
+        self._effort = np.zeros((n, hand.NUM_JOINTS))
+        self._object_pose = np.tile([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], (n, 1))
+        self._object_linvel = np.zeros((n, 3))
+        self._object_angvel = np.zeros((n, 3))
+        self._fingertips = np.zeros((n, 4, 3))
+        self._spot = np.zeros((n, 3))
+        self._time = np.zeros(n)
+        self._obs_nq = self._obj_qadr + 7 if self._has_object else hand.NUM_JOINTS
+        self._obs_nv = self._obj_vadr + 6 if self._has_object else hand.NUM_JOINTS
+        self._raw_qpos = np.zeros((n, self._obs_nq))
+        self._raw_qvel = np.zeros((n, self._obs_nv))
+        self._raw_xmat = np.zeros((n, 9))
+        #: Set to [[] for each world] to record q (motor order) after every physics step of step().
+        self.substep_trace: list[list[np.ndarray]] | None = None
+        self.reset()
+
+    # ----------------------------------------------------------------------------------- setup
+    @staticmethod
+    def _parse_wrists(wrist, n: int) -> np.ndarray:
+        if isinstance(wrist, str):
+            return np.tile(wrists.parse_wrist(wrist), (n, 1))
+        arr = np.asarray(wrist, dtype=float)
+        if arr.shape == (4,):
+            return np.tile(wrists.parse_wrist(arr), (n, 1))
+        if arr.ndim == 2 and arr.shape == (n, 4):
+            return np.stack([wrists.parse_wrist(row) for row in arr])
+        if isinstance(wrist, (list, tuple)) and len(wrist) == n and all(isinstance(w, str) for w in wrist):
+            return np.stack([wrists.parse_wrist(w) for w in wrist])
+        raise ValueError(f"wrist must be a name, a quaternion x,y,z,w [4] or one per world [{n}, 4]; got shape {list(arr.shape)}")
+
+    def _index(self, m: mujoco.MjModel) -> None:
+        joints = [m.joint(name).id for name in hand.JOINT_NAMES]
+        self._qadr = m.jnt_qposadr[joints].copy()
+        self._vadr = m.jnt_dofadr[joints].copy()
+        # the hand's joints come first in the tree: qpos[:16] and qvel[:16] hold them in chain order
+        self._hand_nq = hand.NUM_JOINTS
+        if sorted(self._qadr) != list(range(hand.NUM_JOINTS)) or sorted(self._vadr) != list(range(hand.NUM_JOINTS)):
+            raise RuntimeError("the hand's joints must be the first 16 of the model")
+        self._tip_sites = np.array([m.site(s).id for s in mjcf.FINGERTIP_SITES])
+        self._spot_site = m.site("palm_centre").id
+        self._palm_body = m.body("palm").id
+        self._has_object = self.object_set is not None
+        if self._has_object:
+            self._obj_body = m.body("object").id
+            self._obj_geom = m.geom("object").id
+            jnt = m.joint("object").id
+            self._obj_qadr = int(m.jnt_qposadr[jnt])
+            self._obj_vadr = int(m.jnt_dofadr[jnt])
+            self._obj_start = (m.body_pos[self._obj_body].copy(), m.body_quat[self._obj_body].copy())
+
+    def _run(self, fn, env_ids: np.ndarray) -> None:
+        """Call fn(ids) on parts of env_ids, one part per thread of the pool."""
+        if self._pool is None or len(env_ids) < 2:
+            fn(env_ids)
+            return
+        parts = [p for p in np.array_split(env_ids, self._threads) if len(p)]
+        for future in [self._pool.submit(fn, part) for part in parts]:
+            future.result()
+
+    # ----------------------------------------------------------------------------------- physics
+    def _advance(self, ids: np.ndarray, target: np.ndarray, previous: np.ndarray, record: bool = True,
+                 pool: ThreadPoolExecutor | None = None) -> None:
+        """One control tick of worlds ids (targets [len(ids), 16]): the world's actuation law at every
+        physics step. The servo law runs vectorized over ids between the physics steps; with a pool
+        the physics steps of each round are split over its threads."""
+        cfg = self.config
+        models = [self.models[i] for i in ids]
+        datas = [self.datas[i] for i in ids]
+        traces = [self.substep_trace[i] for i in ids] if (record and self.substep_trace is not None) else None
+        if cfg.actuation == "pd_torque":
+            for j, (m, d) in enumerate(zip(models, datas)):
+                d.ctrl[:] = target[j]  # MuJoCo position actuators: kp (ctrl - q) - kv qdot, clipped by forcerange
+                if traces is None:
+                    mujoco.mj_step(m, d, nstep=cfg.substeps)
+                else:
+                    for _ in range(cfg.substeps):
+                        mujoco.mj_step(m, d)
+                        traces[j].append(d.qpos[self._qadr].copy())
+                self._effort[ids[j]] = d.actuator_force
+            return
+        nq = self._hand_nq
+        current = np.zeros_like(target)
+        parts = [p for p in np.array_split(np.arange(len(ids)), self._threads) if len(p)] if pool else None
+        for k in range(cfg.substeps):
+            goal = previous if k < cfg.delay_substeps else target
+            q = np.stack([d.qpos[:nq] for d in datas])[:, self._qadr]
+            qdot = np.stack([d.qvel[:nq] for d in datas])[:, self._vadr]
+            current = servo_current(cfg, goal, q, qdot)
+            torque = servo_torque(cfg, current, qdot)
+            for j, d in enumerate(datas):
+                d.ctrl[:] = torque[j]
+            if parts:  # the servo law ran above for every world; the physics steps go to the pool
+                for future in [pool.submit(_step_each, [models[j] for j in p], [datas[j] for j in p]) for p in parts]:
+                    future.result()
+            else:
+                _step_each(models, datas)
+            if traces is not None:
+                for j, d in enumerate(datas):
+                    traces[j].append(d.qpos[self._qadr].copy())
+        self._effort[ids] = current
+
+    def _observe(self, ids: np.ndarray) -> None:
+        """Copy the state of worlds ids into the batched arrays (few copies per world, then vectorized)."""
+        nq, nv = self._obs_nq, self._obs_nv
+        for i in ids:
+            d = self.datas[i]
+            self._raw_qpos[i] = d.qpos[:nq]
+            self._raw_qvel[i] = d.qvel[:nv]
+            self._fingertips[i] = d.site_xpos[self._tip_sites]
+            self._spot[i] = d.site_xpos[self._spot_site]
+            self._time[i] = d.time
+            if self._has_object:
+                self._raw_xmat[i] = d.xmat[self._obj_body]
+        self._q[ids] = self._raw_qpos[ids][:, self._qadr]
+        self._qdot[ids] = self._raw_qvel[ids][:, self._vadr]
+        if self._has_object:
+            a, v = self._obj_qadr, self._obj_vadr
+            pose = self._raw_qpos[ids, a:a + 7]
+            self._object_pose[ids] = pose[:, [0, 1, 2, 4, 5, 6, 3]]  # MuJoCo w x y z -> x y z w
+            vel = self._raw_qvel[ids, v:v + 6]
+            self._object_linvel[ids] = vel[:, :3]
+            rot = self._raw_xmat[ids].reshape(-1, 3, 3)
+            self._object_angvel[ids] = np.einsum("nij,nj->ni", rot, vel[:, 3:])  # body frame -> world
+
+    def _tick(self, ids: np.ndarray) -> None:
+        self._advance(ids, self._targets[ids], self._previous_targets[ids])
+        self._observe(ids)
+
+    def _reset_one(self, i: int, q0: np.ndarray) -> None:
+        m, d, cfg = self.models[i], self.datas[i], self.config
+        rng = self._rngs[i]
+        if self._has_object:
+            spec = self.object_specs[i]
+            if self.randomize:
+                objects.randomize_physics(spec, rng)
+            b = self._obj_body
+            m.body_mass[b] = spec.mass
+            m.body_inertia[b] = spec.mass * objects.unit_inertia(spec)
+            m.body_ipos[b] = spec.com
+            m.geom_friction[self._obj_geom, 0] = spec.friction * cfg.friction_scale
+            mujoco.mj_setConst(m, d)
+        mujoco.mj_resetData(m, d)
+        settle = 0
+        if self._has_object:
+            a = self._obj_qadr
+            d.qpos[a:a + 3], d.qpos[a + 3:a + 7] = self._obj_start
+            d.qpos[self._qadr] = 0.5 * q0  # fingers half open; they close on the object while it settles
+            settle = GRASP_SETTLE_TICKS
+        else:
+            d.qpos[self._qadr] = q0
+            settle = BALL_SETTLE_TICKS if self.scene == "chaos_box" else 0
+        if settle:
+            # While the grasp closes, gravity points into the palm whatever the wrist, so the object
+            # settles against the fingers instead of falling out of an upside-down hand.
+            if self._has_object:
+                m.opt.gravity[:] = wrists.quat_to_matrix(self._wrists[i]) @ [0.0, 0.0, SETTLE_GRAVITY * cfg.gravity]
+            for _ in range(settle):
+                self._advance(np.array([i]), q0[None], q0[None], record=False)
+            m.opt.gravity[:] = (0.0, 0.0, -cfg.gravity)
+        d.time = 0.0
+        mujoco.mj_forward(m, d)
+        self._observe(np.array([i]))
+
+    # ----------------------------------------------------------------------------------- API
+    def reset(self, env_ids=None, q=None) -> None:
+        """Reset worlds (all by default) to joint angles q (rad, [16] or [len(env_ids), 16]; default
+        the canonical grasp), re-place the object in the grasp (and re-draw its mass, friction and
+        centre of mass when randomize=True); targets are set to q, time to 0."""
+        ids = self._env_ids(env_ids)
+        q0 = _as_env_array(hand.CANONICAL_POSE if q is None else q, len(ids), hand.NUM_JOINTS, "q")
+        q0 = hand.clip_to_limits(q0)
+        self._targets[ids] = q0
+        self._previous_targets[ids] = q0
+        rows = {int(i): r for r, i in enumerate(ids)}
+        self._run(lambda part: [self._reset_one(int(i), q0[rows[int(i)]]) for i in part], ids)
+
+    def set_targets(self, targets) -> np.ndarray:
+        """Joint targets for the next tick, [N, 16] (or [16] for all) rad, motor-ID order; returns
+        what will be applied after clipping to the joint limits."""
+        t = hand.clip_to_limits(_as_env_array(targets, self.num_envs, hand.NUM_JOINTS, "targets"))
+        self._previous_targets = self._targets
+        self._targets = t.copy()
+        return t
+
+    def step(self) -> None:
+        """Advance every world by one 50 ms control tick."""
+        ids = np.arange(self.num_envs)
+        if self.config.actuation == "servo":
+            # the servo law needs Python between physics steps: run it once for all worlds, vectorized,
+            # and let the pool do only the GIL-free physics
+            self._advance(ids, self._targets, self._previous_targets, pool=self._pool)
+            self._run(self._observe, ids)
+        else:
+            self._run(self._tick, ids)
+        self._previous_targets = self._targets.copy()
+
+    def object_fallen(self) -> np.ndarray:
+        """[N] bool: the object's centre is more than FALL_DISTANCE from the grasp spot (always False without object)."""
+        if not self._has_object:
+            return np.zeros(self.num_envs, dtype=bool)
+        return np.linalg.norm(self._object_pose[:, :3] - self._spot, axis=1) > FALL_DISTANCE
+
+    def close(self) -> None:
+        """Stop the thread pool."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _env_ids(self, env_ids) -> np.ndarray:
+        if env_ids is None:
+            return np.arange(self.num_envs)
+        ids = np.atleast_1d(np.asarray(env_ids))
+        if ids.dtype == bool:
+            if ids.shape != (self.num_envs,):
+                raise ValueError(f"a boolean env mask needs {self.num_envs} entries, got {ids.shape[0]}")
+            ids = np.flatnonzero(ids)
+        ids = ids.astype(int)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_envs):
+            raise ValueError(f"env ids must lie in 0..{self.num_envs - 1}, got {ids.tolist()}")
+        return ids
+
+    @property
+    def q(self) -> np.ndarray:
+        """[N, 16] joint angles, rad."""
+        return self._q.copy()
+
+    @property
+    def qdot(self) -> np.ndarray:
+        """[N, 16] joint velocities, rad/s."""
+        return self._qdot.copy()
+
+    @property
+    def targets(self) -> np.ndarray:
+        """[N, 16] the joint targets applied in the next tick, rad."""
+        return self._targets.copy()
+
+    @property
+    def joint_effort(self) -> np.ndarray:
+        """[N, 16]: actuator torque (N m) in a pd_torque world, servo current (A) in a servo world."""
+        return self._effort.copy()
+
+    @property
+    def object_pose(self) -> np.ndarray:
+        """[N, 7] object position (m) and quaternion x y z w, world frame."""
+        return self._object_pose.copy()
+
+    @property
+    def object_linvel(self) -> np.ndarray:
+        """[N, 3] object linear velocity, world frame, m/s."""
+        return self._object_linvel.copy()
+
+    @property
+    def object_angvel(self) -> np.ndarray:
+        """[N, 3] object angular velocity, world frame, rad/s."""
+        return self._object_angvel.copy()
+
+    @property
+    def fingertip_pos(self) -> np.ndarray:
+        """[N, 4, 3] fingertip sites (index, middle, ring, thumb), world frame, m."""
+        return self._fingertips.copy()
+
+    @property
+    def grasp_spot(self) -> np.ndarray:
+        """[N, 3] the grasp spot (where objects are placed) in the world frame, m."""
+        return self._spot.copy()
+
+    @property
+    def wrist_quat(self) -> np.ndarray:
+        """[N, 4] wrist (palm frame) orientation, x y z w."""
+        return self._wrists.copy()
+
+    @property
+    def time(self) -> np.ndarray:
+        """[N] simulated time since the last reset, s."""
+        return self._time.copy()
+
+    @property
+    def control_dt(self) -> float:
+        """Seconds per control tick."""
+        return self.config.timestep * self.config.substeps

@@ -1,0 +1,155 @@
+"""The MuJoCo hand: kinematics against LEAP_HAND.md, joint table, batched API, grasp hold, determinism."""
+import numpy as np
+import pytest
+
+from dexndm_description import hand, mjcf, scene
+from dexndm_description.sim import BatchedHandSim
+
+# LEAP_HAND.md's kinematic table, typed again here so the check is independent of mjcf.py:
+# body: (parent, pos, quat w x y z)
+_TABLE = {
+    "if_bs": ("palm", (-0.007, 0.023, -0.0187), (0.5, 0.5, 0.5, -0.5)),
+    "if_px": ("if_bs", (-0.0122, 0.0381, 0.0145), (0.5, -0.5, -0.5, 0.5)),
+    "if_md": ("if_px", (0.015, 0.0143, -0.013), (0.5, 0.5, -0.5, 0.5)),
+    "if_ds": ("if_md", (0.0, -0.0361, 0.0002), (1.0, 0.0, 0.0, 0.0)),
+    "th_mp": ("palm", (-0.0693, -0.0012, -0.0216), (0.7071, 0.0, 0.7071, 0.0)),
+    "th_bs": ("th_mp", (0.0, 0.0143, -0.013), (0.5, 0.5, -0.5, 0.5)),
+    "th_px": ("th_bs", (0.0, 0.0145, -0.017), (0.7071, -0.7071, 0.0, 0.0)),
+    "th_ds": ("th_px", (0.0, 0.0466, 0.0002), (0.0, 0.0, 0.0, 1.0)),
+}
+_BASES = {"if": (-0.007, 0.023, -0.0187), "mf": (-0.0071, -0.0224, -0.0187), "rf": (-0.00709, -0.0678, -0.0187)}
+
+
+def _rot(q):
+    w, x, y, z = np.asarray(q, float) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def _tip_in_palm(finger: str) -> np.ndarray:
+    """Compose the table's transforms from palm to the fingertip site at q = 0."""
+    prefix = "th" if finger == "th" else "if"
+    chain = [f"{prefix}_{b}" for b in (("mp", "bs", "px", "ds") if prefix == "th" else ("bs", "px", "md", "ds"))]
+    rot, pos = np.eye(3), np.zeros(3)
+    for body in chain:
+        _, p, q = _TABLE[body]
+        if body == "if_bs":
+            p = _BASES[finger]
+        pos = pos + rot @ np.array(p)
+        rot = rot @ _rot(q)
+    site = (0.0, -0.06, -0.015) if prefix == "th" else (0.0, -0.05, 0.015)
+    return pos + rot @ np.array(site)
+
+
+@pytest.fixture(scope="module")
+def hand_only():
+    sim = BatchedHandSim(num_envs=1, scene="hand_only", wrist="palm_down", object=None, threads=1)
+    yield sim
+    sim.close()
+
+
+def test_fingertips_at_zero_match_the_leap_table(hand_only):
+    hand_only.reset(q=np.zeros(16))
+    tips = hand_only.fingertip_pos[0] - scene.HAND_ORIGIN  # palm_down: palm frame = world axes
+    expected = np.stack([_tip_in_palm(f) for f in ("if", "mf", "rf", "th")])
+    assert np.abs(tips - expected).max() < 0.002
+    assert tips[0, 0] > 0.1 and tips[3, 1] > 0.1  # fingers along +x, thumb along +y
+
+
+def test_joint_limits_and_order_equal_the_table(hand_only):
+    m = hand_only.models[0]
+    for i, name in enumerate(hand.JOINT_NAMES):
+        j = m.joint(name)
+        np.testing.assert_allclose(m.jnt_range[j.id], [hand.LOWER[i], hand.UPPER[i]], atol=1e-6)
+        assert m.actuator(i).name == name  # actuators (ctrl) are in motor-ID order
+        np.testing.assert_allclose(m.jnt_axis[j.id], [0, 0, -1])
+    chain = [m.joint(k).name for k in range(16)]
+    assert chain == list(mjcf.chain_joint_names())
+    assert [hand.JOINT_NAMES.index(n) for n in chain] == list(hand.MJCF_CHAIN_TO_MOTOR)
+    assert m.body_subtreemass[m.body("palm").id] == pytest.approx(0.746, abs=1e-3)
+
+
+def test_q_and_targets_speak_motor_id_order(hand_only):
+    q = hand.MID.copy()
+    q[0], q[1] = 0.4, 1.2  # if_abd, if_mcp: differ so a chain-order mix-up shows
+    hand_only.reset(q=q)
+    np.testing.assert_allclose(hand_only.q[0], q, atol=1e-9)
+    m, d = hand_only.models[0], hand_only.datas[0]
+    assert d.qpos[m.jnt_qposadr[m.joint("if_abd").id]] == pytest.approx(0.4)
+
+
+def test_api_shapes_and_clipping():
+    sim = BatchedHandSim(num_envs=3, world="target", wrist="thumb_up", object="normal_cuboid", seed=3, threads=2)
+    try:
+        applied = sim.set_targets(np.full((3, 16), 5.0))
+        np.testing.assert_allclose(applied, np.tile(hand.UPPER, (3, 1)))
+        sim.step()
+        assert sim.q.shape == sim.qdot.shape == sim.joint_effort.shape == (3, 16)
+        assert sim.object_pose.shape == (3, 7) and sim.object_linvel.shape == sim.object_angvel.shape == (3, 3)
+        np.testing.assert_allclose(np.linalg.norm(sim.object_pose[:, 3:], axis=1), 1.0, atol=1e-9)
+        assert sim.fingertip_pos.shape == (3, 4, 3) and sim.wrist_quat.shape == (3, 4)
+        np.testing.assert_allclose(sim.time, 0.05)
+        assert sim.object_fallen().shape == (3,) and sim.object_fallen().dtype == bool
+        assert np.abs(sim.joint_effort).max() <= sim.config.current_limit + 1e-12  # amps in the target world
+        sim.reset(env_ids=[1])
+        np.testing.assert_allclose(sim.time, [0.05, 0.0, 0.05])
+        with pytest.raises(ValueError, match="NaN"):
+            sim.set_targets(np.full(16, np.nan))
+        with pytest.raises(ValueError, match="shape"):
+            sim.set_targets(np.zeros((3, 15)))
+        with pytest.raises(ValueError, match="env ids"):
+            sim.reset(env_ids=[7])
+    finally:
+        sim.close()
+
+
+def test_bad_arguments_get_clear_errors():
+    with pytest.raises(ValueError, match="object set"):
+        BatchedHandSim(object="banana")
+    with pytest.raises(ValueError, match="world"):
+        BatchedHandSim(world="moon")
+    with pytest.raises(ValueError, match="palm_up"):
+        BatchedHandSim(scene="chaos_box", wrist="palm_up", object=None)
+
+
+def _rollout(seed, threads, ticks=15):
+    sim = BatchedHandSim(num_envs=3, world="target", wrist="base_up", object="irregular", seed=seed, threads=threads)
+    rng = np.random.default_rng(123)
+    try:
+        for _ in range(ticks):
+            sim.set_targets(hand.CANONICAL_POSE + rng.normal(0, 0.05, size=(3, 16)))
+            sim.step()
+        return sim.q, sim.object_pose
+    finally:
+        sim.close()
+
+
+def test_same_seed_same_trajectory_whatever_the_threads():
+    q1, p1 = _rollout(seed=5, threads=2)
+    q2, p2 = _rollout(seed=5, threads=1)
+    np.testing.assert_array_equal(q1, q2)
+    np.testing.assert_array_equal(p1, p2)
+    q3, _ = _rollout(seed=6, threads=2)
+    assert np.abs(q3 - q1).max() > 1e-6
+
+
+def test_hand_holds_a_cylinder_palm_up_for_ten_seconds():
+    """The canonical grasp cages the cylinder: it stays on the palm, inside the fingers, for 10 s."""
+    sim = BatchedHandSim(num_envs=1, world="source", wrist="palm_up", object="normal_cylinder", randomize=False, threads=1)
+    try:
+        start = sim.object_pose[0, :3]
+        for _ in range(200):  # 10 s at 20 Hz
+            sim.step()
+            assert not sim.object_fallen()[0]
+        end = sim.object_pose[0, :3]
+        tips = sim.fingertip_pos[0]
+        assert np.linalg.norm(end - start) < 0.03
+        assert scene.HAND_ORIGIN[2] + 0.03 < end[2] < tips[:, 2].max()  # above the palm face, below the tips
+        (cx, cy, _), (hx, hy, _) = mjcf.PALM_BOXES[0]
+        assert abs(end[0] - cx) < hx and abs(-end[1] - cy) < hy  # over the palm (palm up: y flips)
+        assert np.linalg.norm(sim.object_linvel[0]) < 0.02
+    finally:
+        sim.close()
