@@ -53,14 +53,17 @@ def test_actions_integrate_into_base_targets_paired_with_the_next_q(env):
 
 def test_episodes_time_out_after_episode_steps_and_restart(env):
     env.reset()
-    outs = []
-    for _ in range(env.cfg.episode_steps):
+    resets = env.resets
+    first_end = np.full(4, -1)
+    for t in range(env.cfg.episode_steps):
         _, _, done, extras = env.step(torch.zeros(4, 16))
-        outs.append((done.numpy().copy(), extras["time_outs"].numpy().copy(), env.last_step["fallen"].copy()))
-    done, time_out, fallen = outs[-1]
-    assert np.all(done)
-    np.testing.assert_array_equal(time_out, ~fallen)
-    assert torch.all(env.episode_length_buf == 0) and env.resets >= 4
+        done, time_out, fallen = done.numpy(), extras["time_outs"].numpy(), env.last_step["fallen"]
+        np.testing.assert_array_equal(time_out, done & ~fallen)  # a fall is a termination, not a time-out
+        new = done & (first_end < 0)
+        first_end[new] = t
+        assert np.all(fallen[new] | (t == env.cfg.episode_steps - 1))
+    assert np.all(first_end >= 0)  # every world ended its first episode by the time limit
+    assert env.resets >= resets + 4 and torch.all(env.episode_length_buf < env.cfg.episode_steps)
 
 
 def test_disturbance_force_is_two_times_mass_on_the_object(env):
