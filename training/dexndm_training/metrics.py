@@ -37,22 +37,28 @@ def episode_metrics(object_quat: np.ndarray, angvel: np.ndarray, axis: np.ndarra
     goal_angle [E] rad for GO success (omitted: no GO metric).
     """
     object_quat, angvel = np.asarray(object_quat, float), np.asarray(angvel, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _episode_metrics(object_quat, angvel, axis, alive, episode_steps, goal_angle)
+
+
+def _episode_metrics(object_quat, angvel, axis, alive, episode_steps, goal_angle):
     axis, alive = np.asarray(axis, float), np.asarray(alive)
     steps = angvel.shape[1]
     mask = alive_mask(alive, steps)
     counted = np.maximum(mask.sum(1), 1)
     about = np.sum(angvel * axis[:, None, :], axis=-1)
     off = np.linalg.norm(np.cross(angvel, axis[:, None, :]), axis=-1)
+    counts = lambda values: np.where(mask, values, 0.0)  # noqa: E731  (steps after a fall may hold anything)
     out = {
         "ttf": np.minimum(alive, episode_steps) / episode_steps,
-        "rotr": np.sum(about * mask, axis=1),
-        "rotp": np.sum(off * mask, axis=1) / counted,
-        "rot": np.sum(rotation_about_axis(object_quat, axis) * mask, axis=1),
+        "rotr": np.sum(counts(about), axis=1),
+        "rotp": np.sum(counts(off), axis=1) / counted,
+        "rot": np.sum(counts(rotation_about_axis(object_quat, axis)), axis=1),
     }
     if goal_angle is not None:
         goal = rotations.multiply(rotations.from_axis_angle(axis, np.asarray(goal_angle, float)), object_quat[:, 0])
         dist = rotations.angle_between(object_quat[:, 1:], goal[:, None, :])
-        out["go_success"] = np.any((dist < GO_TOLERANCE) & mask, axis=1).astype(float)
+        out["go_success"] = np.any(counts(dist < GO_TOLERANCE).astype(bool), axis=1).astype(float)
     return out
 
 

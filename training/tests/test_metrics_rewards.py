@@ -40,6 +40,15 @@ def test_fall_truncates_rotation_and_ttf_and_off_axis_spin_shows_as_precession()
     assert 0.7 * 0.8 * 20 < m["rot"][0] < 1.05 * 0.8 * 20
 
 
+def test_steps_after_a_fall_cannot_poison_the_metrics():
+    quat, angvel, axis = spin([0, 0, 1], omega=1.0, steps=40, episodes=1)
+    quat[:, 21:] = 0.0  # whatever a recorder left after the fall (a zero quaternion)
+    angvel[:, 20:] = np.nan
+    m = metrics.episode_metrics(quat, angvel, axis, alive=np.array([20]), episode_steps=40, goal_angle=np.array([0.9]))
+    np.testing.assert_allclose([m["rot"][0], m["rotr"][0], m["rotp"][0], m["ttf"][0]], [1.0, 20.0, 0.0, 0.5], atol=1e-9)
+    assert m["go_success"][0] == 1.0
+
+
 def test_reverse_spin_counts_negative_and_go_success_needs_the_goal_reached():
     quat, angvel, axis = spin([1, 0, 0], omega=-0.5, steps=400, episodes=3)
     m = metrics.episode_metrics(quat, angvel, axis, alive=np.array([400, 400, 40]), episode_steps=400,
