@@ -44,6 +44,9 @@ def _policy(spec: str, env=None):
     path = Path(spec)
     if spec == "zero":
         return rollout.zero_policy
+    if not path.exists():
+        raise FileNotFoundError(f"policy {spec!r} not found: give 'zero', an .onnx file, a BC generalist.pt, or a "
+                                "PPO run directory holding model_*.pt checkpoints (dexndm-train ppo)")
     if path.suffix == ".onnx":
         return rollout.OnnxPolicy(path)
     if path.suffix == ".pt" and "model_" not in path.name:
@@ -60,6 +63,8 @@ def _policy(spec: str, env=None):
 def _add_ppo(sub) -> None:
     p = sub.add_parser("ppo", help="train (or resume) a PPO specialist")
     _env_args(p)
+    p.add_argument("--specialist", help="use the object category's preset (all wrists + random, principal and "
+                   "general axes): normal_cylinder, normal_cuboid, long_cuboid, small_cylinder, irregular")
     p.add_argument("--run-dir", required=True, help="checkpoints, TensorBoard logs and run_config.json go here")
     p.add_argument("--iterations", type=int, default=1000)
     p.add_argument("--steps-per-env", type=int, default=32)
@@ -73,6 +78,11 @@ def _add_ppo(sub) -> None:
 def _cmd_ppo(args) -> int:
     from dexndm_training import ppo
 
+    if args.specialist:
+        if args.specialist not in ppo.SPECIALISTS:
+            raise ValueError(f"unknown specialist {args.specialist!r}; choose one of {', '.join(ppo.SPECIALISTS)}")
+        preset = ppo.SPECIALISTS[args.specialist]
+        args.object, args.wrists, args.axes = preset.object, list(preset.wrists), list(preset.axes)
     env_cfg = _env_config(args)
     cfg = ppo.PPOConfig(num_steps_per_env=args.steps_per_env, iterations=args.iterations, device=args.device,
                         save_interval=args.save_interval, actor_groups=list(args.actor_groups), seed=args.seed)

@@ -71,3 +71,10 @@ def test_zero_policy_is_its_own_baseline_and_the_grid_writes_table_json_plot(tmp
 def test_cli_errors_say_what_to_do(tmp_path, capsys):
     assert cli.main(["bc", "--datasets", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "dataset directory" in capsys.readouterr().err
+    assert cli.main(["ppo", "--specialist", "teapot", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "normal_cylinder" in capsys.readouterr().err
+    assert cli.main(["collect", "--policy", str(tmp_path / "no_run"), "--out", str(tmp_path / "d"), *ENV]) == 2
+    assert "PPO run directory" in capsys.readouterr().err
+    (tmp_path / "empty_run").mkdir()
+    assert cli.main(["collect", "--policy", str(tmp_path / "empty_run"), "--out", str(tmp_path / "d"), *ENV]) == 2
+    assert "no model_*.pt checkpoint" in capsys.readouterr().err
