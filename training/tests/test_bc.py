@@ -75,3 +75,33 @@ def test_auto_device_is_never_a_hard_coded_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert bc.resolve_device("auto").type == "cpu"
     assert bc.resolve_device("cpu") == torch.device("cpu")
+
+
+def _ddp_worker(rank, world, port, dataset, out):
+    import os
+
+    import torch as t
+
+    t.set_num_threads(1)
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    cfg = bc.BCConfig(width=32, blocks=1, epochs=2, batch_size=64, device="cpu", datasets=[dataset], q_noise=0.0)
+    bc.train_bc(cfg, out, progress=False)
+
+
+def test_two_process_ddp_on_cpu_trains_in_lockstep(tmp_path):
+    """torchrun's environment with the gloo backend: both ranks train together and rank 0 writes the result."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    ds = write_dataset(tmp_path / "ds", synthetic_episodes(6, length=20, seed=2))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(ds), str(tmp_path / "out")), nprocs=2, join=True)
+    report = json.loads((tmp_path / "out" / "bc_report.json").read_text())
+    assert report["world_size"] == 2 and report["best_eval_mse"] < report["initial_eval_mse"]
+    assert bc.load_generalist(tmp_path / "out" / "generalist.pt").mlp.inp.out_features == 32
