@@ -90,3 +90,24 @@ def test_axis_sets_resolve_to_named_unit_axes():
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0)
     with pytest.raises(ValueError, match="unknown rotation axis"):
         env_module.resolve_axes(["sideways"])
+
+
+def test_privileged_blocks_hold_what_the_layout_names(env):
+    from dexndm_description import wrist as wrist_table
+
+    env.reset()
+    priv = env.get_observations()["privileged"].numpy().astype(float)
+    blocks, start = {}, 0
+    for name, width in env_module.PRIVILEGED_LAYOUT:
+        blocks[name] = priv[:, start : start + width]
+        start += width
+    np.testing.assert_allclose(blocks["axis"], env.axis, atol=1e-6)
+    np.testing.assert_allclose(blocks["wrist"], env.wrist, atol=1e-6)
+    for i in range(4):
+        np.testing.assert_allclose(blocks["gravity"][i], wrist_table.gravity_in_palm(env.wrist[i]), atol=1e-6)
+    np.testing.assert_allclose(blocks["object_params"][:, 0], [s.mass for s in env.sim.object_specs], rtol=1e-6)
+    # a fresh waypoint is 90 degrees ahead about the axis: its rotation vector is pi/2 along the world axis
+    goal_world = np.array([env_module.rotations.rotate(env.wrist[i], blocks["goal_rotvec"][i]) for i in range(4)])
+    np.testing.assert_allclose(goal_world, np.pi / 2 * env.axis_world, atol=1e-5)
+    hist = blocks["joint_target_history"].reshape(4, env_module.PRIVILEGED_HISTORY, 32)
+    np.testing.assert_allclose(hist[:, -1, :16], env.sim.q, atol=1e-6)  # clean q, no noise
