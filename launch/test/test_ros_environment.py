@@ -1,5 +1,6 @@
 """The environment works: real rclpy nodes in two processes talk over Fast DDS on loopback."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -28,8 +29,12 @@ def peer_and_node():
     yield node
     node.destroy_node()
     rclpy.shutdown()
-    peer.terminate()
-    peer.wait(timeout=10)
+    peer.send_signal(signal.SIGINT)
+    try:
+        peer.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        peer.kill()
+        peer.wait(timeout=10)
 
 
 def spin_until(node, predicate, timeout=20.0):

@@ -16,5 +16,8 @@ setup(
     maintainer_email="dexndm@example.org",
     description="LEAP hand driver: Dynamixel, emulated-bus and simulated backends behind one hand_driver node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "hand_driver = dexndm_driver.hand_driver_node:main",
+        "dexndm_bus_emulator = dexndm_driver.emulator.__main__:main",
+    ]},
 )

@@ -5,6 +5,7 @@
     dexndm-sim render --scene chaos_box --wrist base_up --out box.gif --ticks 40   (a short video)
     dexndm-sim bench [--envs 64 --ticks 4 --repeats 9]
     dexndm-sim holds [--envs 8 --seconds 10 --world source]   fraction of grasps still held, set x wrist
+    dexndm-sim xml [--world target --scene grasp --object irregular --wrist base_up]   the MJCF of one world
 
 bench ends with one line: `source_steps_per_s=... target_steps_per_s=... overhead_ratio=...`.
 """
@@ -202,6 +203,15 @@ def holds(args) -> str:
     return "\n".join(lines)
 
 
+def scene_xml(args) -> str:
+    """The generated MJCF of one world (its object drawn from --seed), for reading or a MuJoCo viewer."""
+    from dexndm_description import scene as scenes
+
+    rng = np.random.default_rng(args.seed)
+    obj = None if args.object == "none" or args.scene != "grasp" else objects.sample_shape(args.object, rng)
+    return scenes.scene_xml(WorldConfig.named(args.world), args.scene, wrists.parse_wrist(args.wrist), obj, rng)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dexndm-sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -232,6 +242,12 @@ def main(argv=None) -> int:
     h.add_argument("--world", default="source", choices=("source", "target"))
     h.add_argument("--wrists", default="palm_up,base_up,base_down,palm_down,thumb_up,thumb_down")
     h.add_argument("--seed", type=int, default=0)
+    x = sub.add_parser("xml", help="print the generated MJCF of one world")
+    x.add_argument("--world", default="source", choices=("source", "target"))
+    x.add_argument("--scene", default="grasp", choices=SCENES)
+    x.add_argument("--object", default="normal_cylinder", choices=list(objects.OBJECT_SETS) + ["none"])
+    x.add_argument("--wrist", default="palm_up")
+    x.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
         if args.command == "info":
@@ -240,6 +256,8 @@ def main(argv=None) -> int:
             if not args.out.endswith((".png", ".gif")):
                 parser.error("--out must end in .png (picture) or .gif (video)")
             print(render(args))
+        elif args.command == "xml":
+            print(scene_xml(args))
         elif args.command == "holds":
             print(holds(args), flush=True)
         else:

@@ -22,14 +22,30 @@ import mujoco
 import numpy as np
 
 from dexndm_description import hand, mjcf, objects, scene as scenes, wrist as wrists
-from dexndm_description.worlds import WorldConfig, pd_torque, servo_current, servo_torque
+from dexndm_description.worlds import WorldConfig, servo_current, servo_torque
 
 #: An object whose centre is farther than this from the grasp spot has left the hand (m).
 FALL_DISTANCE = 0.1
 #: Control ticks spent closing the fingers on a freshly placed object during reset.
 GRASP_SETTLE_TICKS = 10
-#: Gravity during the grasp settle, as a fraction of g pointing into the palm.
-SETTLE_GRAVITY = 1.0
+#: Object placements tried for the canonical grasp, in order: (spot in the palm frame m, yaw of the
+#: object about the palm normal rad, gravity into the palm during the close as a fraction of g).
+#: Fingertip grasps first (object among the fingertips, no gravity while they close), the palm rest
+#: last (object settles onto the palm). Chosen by holding rates under palm_down / palm_up.
+_Q = float(np.pi / 4)
+GRASP_CANDIDATES: tuple[tuple[tuple[float, float, float], float, float], ...] = (
+    ((-0.02, -0.02, -0.115), 0.0, 0.0),
+    ((-0.01, -0.04, -0.12), _Q, 0.0),
+    ((-0.02, -0.02, -0.115), -_Q, 0.0),
+    ((-0.01, -0.02, -0.13), 0.0, 0.0),
+    ((-0.02, -0.035, -0.13), 0.0, 0.0),
+    ((-0.02, -0.02, -0.10), 0.0, 0.0),
+    ((0.0, -0.035, -0.115), 0.0, 0.0),
+    (tuple(mjcf.GRASP_SPOT), 0.0, 1.0),
+)
+#: Control ticks a candidate grasp must hold, and how little the object may move (m) to be taken.
+GRASP_TEST_TICKS = 30
+GRASP_STILL = 0.004
 #: Control ticks the Chaos Box balls get to fall and settle during reset.
 BALL_SETTLE_TICKS = 16
 
@@ -95,11 +111,11 @@ class BatchedHandSim:
             self.models.append(model)
             self.datas.append(mujoco.MjData(model))
         self._index(self.models[0])
+        self._grasps: list[np.ndarray | None] = [None] * n  # per world: state of its canonical grasp
         self._threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 and n > 1 else None
-        self._chunks = [c for c in np.array_split(np.arange(n), min(self._threads, n)) if len(c)]
         self._targets = np.tile(hand.CANONICAL_POSE, (n, 1))
-        self._previous_targets = self._targets.copy()
+        self._previous_targets = self._targets.copy()  # the targets in force during the last tick
         self._q = np.zeros((n, hand.NUM_JOINTS))
         self._qdot = np.zeros((n, hand.NUM_JOINTS))
         self._effort = np.zeros((n, hand.NUM_JOINTS))
@@ -123,13 +139,15 @@ class BatchedHandSim:
     def _parse_wrists(wrist, n: int) -> np.ndarray:
         if isinstance(wrist, str):
             return np.tile(wrists.parse_wrist(wrist), (n, 1))
+        if isinstance(wrist, (list, tuple)) and wrist and all(isinstance(w, str) for w in wrist):
+            if len(wrist) != n:
+                raise ValueError(f"got {len(wrist)} wrist names for {n} worlds")
+            return np.stack([wrists.parse_wrist(w) for w in wrist])
         arr = np.asarray(wrist, dtype=float)
         if arr.shape == (4,):
             return np.tile(wrists.parse_wrist(arr), (n, 1))
         if arr.ndim == 2 and arr.shape == (n, 4):
             return np.stack([wrists.parse_wrist(row) for row in arr])
-        if isinstance(wrist, (list, tuple)) and len(wrist) == n and all(isinstance(w, str) for w in wrist):
-            return np.stack([wrists.parse_wrist(w) for w in wrist])
         raise ValueError(f"wrist must be a name, a quaternion x,y,z,w [4] or one per world [{n}, 4]; got shape {list(arr.shape)}")
 
     def _index(self, m: mujoco.MjModel) -> None:
@@ -141,8 +159,8 @@ class BatchedHandSim:
         if sorted(self._qadr) != list(range(hand.NUM_JOINTS)) or sorted(self._vadr) != list(range(hand.NUM_JOINTS)):
             raise RuntimeError("the hand's joints must be the first 16 of the model")
         self._tip_sites = np.array([m.site(s).id for s in mjcf.FINGERTIP_SITES])
+        self._tip_geoms = np.array([m.geom(f"{b}_tip").id for b in mjcf.FINGERTIP_BODIES])
         self._spot_site = m.site("palm_centre").id
-        self._palm_body = m.body("palm").id
         self._has_object = self.object_set is not None
         if self._has_object:
             self._obj_body = m.body("object").id
@@ -150,7 +168,6 @@ class BatchedHandSim:
             jnt = m.joint("object").id
             self._obj_qadr = int(m.jnt_qposadr[jnt])
             self._obj_vadr = int(m.jnt_dofadr[jnt])
-            self._obj_start = (m.body_pos[self._obj_body].copy(), m.body_quat[self._obj_body].copy())
 
     def _run(self, fn, env_ids: np.ndarray) -> None:
         """Call fn(ids) on parts of env_ids, one part per thread of the pool."""
@@ -230,59 +247,119 @@ class BatchedHandSim:
         self._advance(ids, self._targets[ids], self._previous_targets[ids])
         self._observe(ids)
 
-    def _reset_one(self, i: int, q0: np.ndarray) -> None:
-        m, d, cfg = self.models[i], self.datas[i], self.config
-        rng = self._rngs[i]
-        if self._has_object:
-            spec = self.object_specs[i]
-            if self.randomize:
-                objects.randomize_physics(spec, rng)
-            b = self._obj_body
-            m.body_mass[b] = spec.mass
-            m.body_inertia[b] = spec.mass * objects.unit_inertia(spec)
-            m.body_ipos[b] = spec.com
-            m.geom_friction[self._obj_geom, 0] = spec.friction * cfg.friction_scale
-            mujoco.mj_setConst(m, d)
-        mujoco.mj_resetData(m, d)
-        settle = 0
-        if self._has_object:
-            a = self._obj_qadr
-            d.qpos[a:a + 3], d.qpos[a + 3:a + 7] = self._obj_start
-            d.qpos[self._qadr] = 0.5 * q0  # fingers half open; they close on the object while it settles
-            settle = GRASP_SETTLE_TICKS
+    def _randomize_object(self, i: int) -> None:
+        m, d, spec = self.models[i], self.datas[i], self.object_specs[i]
+        if self.randomize:
+            objects.randomize_physics(spec, self._rngs[i])
+        b = self._obj_body
+        m.body_mass[b] = spec.mass
+        m.body_inertia[b] = spec.mass * objects.unit_inertia(spec)
+        m.body_ipos[b] = spec.com
+        m.geom_friction[self._obj_geom, 0] = spec.friction * self.config.friction_scale
+        mujoco.mj_setConst(m, d)
+
+    def _ticks(self, ids: np.ndarray, goal: np.ndarray, count: int) -> None:
+        """`count` control ticks of worlds ids holding targets goal ([N, 16], rows by world id), spread
+        over the pool like step(); nothing is observed or traced."""
+        if self.config.actuation == "servo":
+            for _ in range(count):
+                self._advance(ids, goal[ids], goal[ids], record=False, pool=self._pool)
         else:
-            d.qpos[self._qadr] = q0
-            settle = BALL_SETTLE_TICKS if self.scene == "chaos_box" else 0
-        if settle:
-            # While the grasp closes, gravity points into the palm whatever the wrist, so the object
-            # settles against the fingers instead of falling out of an upside-down hand.
-            if self._has_object:
-                m.opt.gravity[:] = wrists.quat_to_matrix(self._wrists[i]) @ [0.0, 0.0, SETTLE_GRAVITY * cfg.gravity]
-            for _ in range(settle):
-                self._advance(np.array([i]), q0[None], q0[None], record=False)
-            m.opt.gravity[:] = (0.0, 0.0, -cfg.gravity)
-        d.time = 0.0
-        mujoco.mj_forward(m, d)
-        self._observe(np.array([i]))
+            self._run(lambda part: [self._advance(part, goal[part], goal[part], record=False) for _ in range(count)], ids)
+
+    def _place(self, i: int, q0: np.ndarray, spot, yaw: float, into_palm: float) -> None:
+        """Object at `spot` (palm frame m; axes along the palm's, turned by `yaw` rad about the palm
+        normal), fingers at half of q0, gravity `into_palm` x g pointing into the palm."""
+        m, d = self.models[i], self.datas[i]
+        rot = wrists.quat_to_matrix(self._wrists[i])
+        mujoco.mj_resetData(m, d)
+        a = self._obj_qadr
+        d.qpos[a:a + 3] = scenes.HAND_ORIGIN + rot @ np.asarray(spot)
+        turn = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+        quat = np.zeros(4)
+        mujoco.mju_mulQuat(quat, scenes.xyzw_to_wxyz(self._wrists[i]), turn)
+        d.qpos[a + 3:a + 7] = quat
+        d.qpos[self._qadr] = 0.5 * q0
+        m.opt.gravity[:] = rot @ [0.0, 0.0, into_palm * self.config.gravity]
+
+    def _close(self, ids: np.ndarray, goal: np.ndarray) -> None:
+        """Fingers of worlds ids close to goal for GRASP_SETTLE_TICKS, then real gravity returns."""
+        self._ticks(ids, goal, GRASP_SETTLE_TICKS)
+        for i in ids:
+            self.models[i].opt.gravity[:] = (0.0, 0.0, -self.config.gravity)
+
+    def _search_grasps(self, ids: np.ndarray, goal: np.ndarray) -> None:
+        """For each world in ids try GRASP_CANDIDATES in order under its own wrist (all searching
+        worlds together); keep the first whose object moves less than GRASP_STILL m during
+        GRASP_TEST_TICKS, else the one that moved least. Stores the state right after the close."""
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        a = self._obj_qadr
+        best_moved = {int(i): np.inf for i in ids}
+        searching = np.asarray(ids)
+        for spot, yaw, into_palm in GRASP_CANDIDATES:
+            if len(searching) == 0:
+                break
+            for i in searching:
+                self._place(i, goal[i], spot, yaw, into_palm)
+            self._close(searching, goal)
+            states, starts = {}, {}
+            for i in searching:
+                m, d = self.models[i], self.datas[i]
+                states[i] = np.zeros(mujoco.mj_stateSize(m, spec))
+                mujoco.mj_getState(m, d, states[i], spec)
+                starts[i] = d.qpos[a:a + 3].copy()
+            self._ticks(searching, goal, GRASP_TEST_TICKS)
+            still = []
+            for i in searching:
+                moved = float(np.linalg.norm(self.datas[i].qpos[a:a + 3] - starts[i]))
+                if moved < best_moved[int(i)]:
+                    best_moved[int(i)], self._grasps[i] = moved, states[i]
+                if moved >= GRASP_STILL:
+                    still.append(i)
+            searching = np.array(still, dtype=int)
 
     # ----------------------------------------------------------------------------------- API
     def reset(self, env_ids=None, q=None) -> None:
         """Reset worlds (all by default) to joint angles q (rad, [16] or [len(env_ids), 16]; default
         the canonical grasp), re-place the object in the grasp (and re-draw its mass, friction and
-        centre of mass when randomize=True); targets are set to q, time to 0."""
+        centre of mass when randomize=True); targets are set to q, time to 0.
+
+        With the default q each world uses the grasp found for its object and wrist at its first
+        reset (see GRASP_CANDIDATES); with an explicit q the object is placed over the palm and the
+        fingers close to q with gravity pointing into the palm."""
         ids = self._env_ids(env_ids)
         q0 = _as_env_array(hand.CANONICAL_POSE if q is None else q, len(ids), hand.NUM_JOINTS, "q")
         q0 = hand.clip_to_limits(q0)
         self._targets[ids] = q0
         self._previous_targets[ids] = q0
-        rows = {int(i): r for r, i in enumerate(ids)}
-        self._run(lambda part: [self._reset_one(int(i), q0[rows[int(i)]]) for i in part], ids)
+        goal = self._targets.copy()
+        if self._has_object:
+            for i in ids:
+                self._randomize_object(i)
+            if q is None:
+                self._search_grasps(np.array([i for i in ids if self._grasps[i] is None], dtype=int), goal)
+                for i in ids:
+                    mujoco.mj_resetData(self.models[i], self.datas[i])
+                    mujoco.mj_setState(self.models[i], self.datas[i], self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)
+            else:
+                for i in ids:
+                    self._place(i, goal[i], mjcf.GRASP_SPOT, 0.0, 1.0)
+                self._close(ids, goal)
+        else:
+            for i in ids:
+                mujoco.mj_resetData(self.models[i], self.datas[i])
+                self.datas[i].qpos[self._qadr] = goal[i]
+            if self.scene == "chaos_box":
+                self._ticks(ids, goal, BALL_SETTLE_TICKS)
+        for i in ids:
+            self.datas[i].time = 0.0
+            mujoco.mj_forward(self.models[i], self.datas[i])
+        self._observe(ids)
 
     def set_targets(self, targets) -> np.ndarray:
         """Joint targets for the next tick, [N, 16] (or [16] for all) rad, motor-ID order; returns
         what will be applied after clipping to the joint limits."""
         t = hand.clip_to_limits(_as_env_array(targets, self.num_envs, hand.NUM_JOINTS, "targets"))
-        self._previous_targets = self._targets
         self._targets = t.copy()
         return t
 
@@ -297,6 +374,27 @@ class BatchedHandSim:
         else:
             self._run(self._tick, ids)
         self._previous_targets = self._targets.copy()
+
+    def set_object_force(self, force) -> None:
+        """Apply a constant force (N, world frame, [N, 3] or [3]) at each object's centre of mass until
+        changed (the paper's disturbance forces); zero to remove. Ignored without an object."""
+        f = _as_env_array(force, self.num_envs, 3, "object force")
+        if not self._has_object:
+            return
+        for i, d in enumerate(self.datas):
+            d.xfrc_applied[self._obj_body, :3] = f[i]
+
+    def fingertip_contacts(self) -> np.ndarray:
+        """[N, 4] bool: whether each fingertip pad (index, middle, ring, thumb) touches something other
+        than the hand (the object or a ball) right now."""
+        out = np.zeros((self.num_envs, 4), dtype=bool)
+        for i, d in enumerate(self.datas):
+            if d.ncon == 0:
+                continue
+            pairs = d.contact.geom[:d.ncon]
+            for k, tip in enumerate(self._tip_geoms):
+                out[i, k] = bool(np.any(pairs == tip))
+        return out
 
     def object_fallen(self) -> np.ndarray:
         """[N] bool: the object's centre is more than FALL_DISTANCE from the grasp spot (always False without object)."""

@@ -85,7 +85,8 @@ class WorldConfig:
     #: Coulomb joint friction (gear friction), N m.
     frictionloss: float = 0.0
     # --- contacts (both) ---
-    #: MuJoCo contact solref (time constant s, damping ratio) of hand and object geoms.
+    #: MuJoCo contact solref (time constant s, damping ratio) of hand and object geoms. MuJoCo raises
+    #: time constants below 2 x timestep (16.7 ms) to that, so stiffer is not available at 120 Hz.
     solref: tuple[float, float] = (0.02, 1.0)
     #: MuJoCo contact solimp (dmin, dmax, width m, midpoint, power).
     solimp: tuple[float, float, float, float, float] = (0.9, 0.95, 0.001, 0.5, 2.0)
@@ -119,7 +120,7 @@ class WorldConfig:
 
     @classmethod
     def target(cls) -> "WorldConfig":
-        """The stand-in for the real hand: XC330 servo model, gear friction, backlash, delay, stiffer contacts."""
+        """The stand-in for the real hand: XC330 servo model, gear friction, backlash, delay, other contacts."""
         return cls(
             name="target",
             actuation="servo",
@@ -128,7 +129,7 @@ class WorldConfig:
             armature=0.002,
             damping=0.01,
             frictionloss=0.008,
-            solref=(0.01, 0.8),
+            solref=(0.017, 0.7),
             solimp=(0.95, 0.99, 0.002, 0.5, 2.0),
             condim=4,
             torsional_friction=0.002,

@@ -45,3 +45,11 @@ def test_render_writes_a_picture(tmp_path):
     image = np.asarray(Image.open(out))
     assert image.shape == (72, 96, 3)
     assert image.std() > 10  # a scene, not a blank frame
+
+
+def test_xml_prints_a_model_mujoco_loads(capsys):
+    import mujoco
+
+    assert cli.main(["xml", "--world", "target", "--object", "irregular", "--wrist", "base_up"]) == 0
+    model = mujoco.MjModel.from_xml_string(capsys.readouterr().out)
+    assert model.nu == 16 and model.actuator(0).name == "if_abd" and model.mesh("object_mesh") is not None

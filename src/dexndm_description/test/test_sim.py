@@ -153,3 +153,65 @@ def test_hand_holds_a_cylinder_palm_up_for_ten_seconds():
         assert np.linalg.norm(sim.object_linvel[0]) < 0.02
     finally:
         sim.close()
+
+
+def test_per_world_wrists_forces_and_contacts():
+    sim = BatchedHandSim(num_envs=2, wrist=["palm_up", "thumb_down"], object="normal_cuboid", randomize=False, threads=2)
+    try:
+        np.testing.assert_allclose(sim.wrist_quat[0], [1, 0, 0, 0])
+        pos, spot = sim.object_pose[:, :3], sim.grasp_spot
+        assert np.linalg.norm(spot[0] - spot[1]) > 0.05  # the two hands really differ
+        assert np.linalg.norm(pos - spot, axis=1).max() < 0.1  # each object is in its own hand
+        assert np.all(np.linalg.norm(pos - spot, axis=1) < np.linalg.norm(pos - spot[::-1], axis=1))
+        assert sim.fingertip_contacts().shape == (2, 4) and sim.fingertip_contacts().any()
+        sim.set_object_force([[0.0, 0.0, 3.0], [0.0, 0.0, 0.0]])  # 3 N up against ~0.3 N of weight
+        for _ in range(10):
+            sim.step()
+        assert sim.object_fallen()[0] and sim.object_pose[0, 2] > sim.grasp_spot[0, 2]
+    finally:
+        sim.close()
+
+
+def test_world_config_variants_and_validation():
+    from dexndm_description.worlds import WorldConfig
+
+    target = WorldConfig.target()
+    plain = target.replace(backlash=0.0, delay_substeps=0)
+    assert plain.backlash == 0.0 and plain.current_limit == target.current_limit and target.backlash > 0
+    assert WorldConfig.source().servo_stiffness()[1] == pytest.approx(2.11, abs=0.01)  # N m/rad at P = 800
+    with pytest.raises(ValueError, match="delay_substeps"):
+        target.replace(delay_substeps=6)
+    with pytest.raises(ValueError, match="16 values"):
+        target.replace(pd_kp=np.ones(15))
+    sim = BatchedHandSim(num_envs=1, world=plain, scene="hand_only", object=None, threads=1)
+    assert sim.config.name == "target" and sim.config.delay_substeps == 0
+    sim.close()
+
+
+def test_resetting_a_subset_restores_those_worlds_exactly():
+    sim = BatchedHandSim(num_envs=3, world="source", object="normal_cylinder", randomize=False, seed=2, threads=2)
+    try:
+        first = sim.object_pose.copy(), sim.q.copy()
+        sim.set_targets(hand.OPEN_POSE)
+        for _ in range(5):
+            sim.step()
+        sim.reset(env_ids=[0, 2])
+        np.testing.assert_array_equal(sim.object_pose[[0, 2]], first[0][[0, 2]])
+        np.testing.assert_array_equal(sim.q[[0, 2]], first[1][[0, 2]])
+        assert np.abs(sim.q[1] - first[1][1]).max() > 0.05  # world 1 kept its opened fingers
+    finally:
+        sim.close()
+
+
+@pytest.mark.parametrize("world", ["source", "target"])
+def test_every_sets_nominal_object_stays_in_the_hand_palm_up(world):
+    from dexndm_description import objects
+
+    for name in objects.OBJECT_SETS:
+        sim = BatchedHandSim(num_envs=1, world=world, wrist="palm_up", object=name, randomize=False, threads=1)
+        try:
+            for _ in range(200):
+                sim.step()
+            assert not sim.object_fallen()[0], f"{name} left the hand in the {world} world"
+        finally:
+            sim.close()

@@ -88,3 +88,23 @@ def test_source_and_target_responses_differ(responses):
     rise_t, over_t = _figures(q0_t, trace_t, cfg_t.timestep)
     assert abs(rise_t - rise_s) > 0.3 * min(rise_s, rise_t)
     assert over_t > over_s + 0.05  # the servo's light D term leaves an overshoot; the paper's PD does not
+
+
+def test_source_actuators_apply_the_clipped_pd_law_exactly():
+    import mujoco
+
+    from dexndm_description import hand
+    from dexndm_description.sim import BatchedHandSim
+    from dexndm_description.worlds import pd_torque
+
+    with BatchedHandSim(num_envs=1, world="source", scene="hand_only", object=None, threads=1) as sim:
+        rng = np.random.default_rng(0)
+        sim.set_targets(hand.CANONICAL_POSE + rng.normal(0, 0.3, 16))
+        sim.step()
+        m, d = sim.models[0], sim.datas[0]
+        target = hand.clip_to_limits(hand.CANONICAL_POSE + rng.uniform(-1.0, 1.0, 16))
+        d.ctrl[:] = target
+        mujoco.mj_forward(m, d)
+        expected = pd_torque(sim.config, target, sim.q[0], sim.qdot[0])
+        np.testing.assert_allclose(d.actuator_force, expected, atol=1e-9)
+        assert np.any(np.abs(expected) == sim.config.torque_limit)  # some joints hit the clip

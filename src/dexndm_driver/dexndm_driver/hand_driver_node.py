@@ -1,0 +1,132 @@
+"""hand_driver: the LEAP hand on ROS 2 (backends dynamixel | emulated | sim); logic lives in driver.py."""
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, QuaternionStamped
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
+
+from dexndm_description import hand
+from dexndm_description.wrist import parse_wrist
+from dexndm_driver import backends, diagnostics
+from dexndm_driver.driver import DriverConfig, HandDriver
+from dexndm_msgs.msg import HandCommand
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def _stamp(msg_stamp, ns: int) -> None:
+    msg_stamp.sec, msg_stamp.nanosec = divmod(int(ns), 1_000_000_000)
+
+
+class HandDriverNode(Node):
+    def __init__(self):
+        super().__init__("hand_driver")
+        p = {name: self.declare_parameter(name, default).value for name, default in (
+            ("backend", "sim"), ("port", "/dev/ttyUSB0"), ("baudrate", 4_000_000), ("rate_hz", 20.0),
+            ("command_timeout", 0.5), ("wrist", "palm_up"), ("object", "normal_cylinder"), ("scene", "grasp"),
+            ("world", "target"), ("realtime_factor", 1.0), ("seed", 0), ("initial_pose", "canonical"),
+            ("autostart", True), ("emulator_motor_model", "physics"))}
+        wrist = parse_wrist(p["wrist"])
+        world = backends.WorldConfig(wrist, backends.parse_object(p["object"]), p["scene"], p["world"], p["seed"])
+        pose = backends.initial_pose(p["initial_pose"])
+        backend = backends.make_backend(p["backend"], p["port"], p["baudrate"], world, pose,
+                                        p["emulator_motor_model"])
+        config = DriverConfig(rate_hz=p["rate_hz"], command_timeout=p["command_timeout"],
+                              realtime_factor=p["realtime_factor"], initial_pose=pose, autostart=p["autostart"],
+                              use_sim_time=bool(self.get_parameter("use_sim_time").value))
+        self.static_wrist = None if backend.lockstep or p["backend"] == "emulated" else wrist
+        self.pub_state = self.create_publisher(JointState, "/leap_hand/joint_states", RELIABLE)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self.pub_clock = self.create_publisher(Clock, "/clock", RELIABLE) if backend.lockstep else None
+        self.pub_pose = self.create_publisher(PoseStamped, "/sim/object_pose", RELIABLE)
+        self.pub_wrist = self.create_publisher(QuaternionStamped, "/dexndm/wrist_orientation", RELIABLE)
+        self.create_subscription(HandCommand, "/leap_hand/command", self.on_command, RELIABLE)
+        self.create_service(SetBool, "/leap_hand/enable", self.on_enable)
+        self.driver = HandDriver(backend, self, config)
+        self.driver.start()
+
+    # ---- inputs --------------------------------------------------------------------------------
+    def on_command(self, msg: HandCommand) -> None:
+        check = self.driver.submit(np.asarray(msg.position, dtype=float),
+                                   msg.state_stamp.sec * 1_000_000_000 + msg.state_stamp.nanosec)
+        if not check.accepted:
+            self.get_logger().warn(f"command refused ({check.reason}): {check.message}", throttle_duration_sec=2.0)
+        elif check.clamped:
+            self.get_logger().warn(check.message, throttle_duration_sec=2.0)
+
+    def on_enable(self, request, response):
+        response.success, response.message = self.driver.request_enable(bool(request.data))
+        return response
+
+    # ---- the driver core's sink ----------------------------------------------------------------
+    def state(self, reading, stamp_ns: int) -> None:
+        msg = JointState(name=list(hand.JOINT_NAMES), position=reading.q.tolist(), velocity=reading.qdot.tolist(),
+                         effort=reading.effort.tolist())
+        _stamp(msg.header.stamp, stamp_ns)
+        self.pub_state.publish(msg)
+        if self.static_wrist is not None:
+            self.world(backends.WorldState(None, self.static_wrist), stamp_ns)
+
+    def clock(self, stamp_ns: int) -> None:
+        msg = Clock()
+        _stamp(msg.clock, stamp_ns)
+        self.pub_clock.publish(msg)
+
+    def world(self, world, stamp_ns: int) -> None:
+        wrist = QuaternionStamped()
+        wrist.header.frame_id = "world"
+        _stamp(wrist.header.stamp, stamp_ns)
+        wrist.quaternion.x, wrist.quaternion.y, wrist.quaternion.z, wrist.quaternion.w = map(float, world.wrist_quat)
+        self.pub_wrist.publish(wrist)
+        if world.object_pose is not None:
+            pose = PoseStamped()
+            pose.header = wrist.header
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = map(float, world.object_pose[:3])
+            o = pose.pose.orientation
+            o.x, o.y, o.z, o.w = map(float, world.object_pose[3:7])
+            self.pub_pose.publish(pose)
+
+    def diagnostics(self, stats, stamp_ns: int) -> None:
+        msg = DiagnosticArray()
+        _stamp(msg.header.stamp, stamp_ns)
+        for s in diagnostics.build(stats):
+            msg.status.append(DiagnosticStatus(level=bytes([s.level]), name=s.name, message=s.message,
+                                               hardware_id="leap_hand",
+                                               values=[KeyValue(key=k, value=v) for k, v in s.values.items()]))
+        self.pub_diag.publish(msg)
+
+    def log(self, level: str, message: str) -> None:
+        logger = self.get_logger()
+        if level == "info":
+            logger.info(message)
+        elif level == "warn":
+            logger.warning(message)
+        else:
+            logger.error(message)
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = HandDriverNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as err:  # a bad parameter: say which and what is valid
+        rclpy.logging.get_logger("hand_driver").fatal(str(err))
+        raise SystemExit(2) from None
+    finally:
+        if node is not None:
+            node.driver.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Node tests: the hand_driver process over Fast DDS on loopback, for the bus backends."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import QuaternionStamped
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
+
+from dexndm_description import hand
+from dexndm_driver.registers import reg
+from dexndm_driver.sdk_io import SdkIO
+from dexndm_driver.testing import hand_driver_process, installed_executable
+from dexndm_msgs.msg import HandCommand
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class Client:
+    """A DDS peer of the driver: records states and diagnostics, answers states with commands."""
+
+    def __init__(self, name: str):
+        self.node = Node(name)
+        self.states, self.diags, self.wrists = [], [], []
+        self.node.create_subscription(JointState, "/leap_hand/joint_states", self.states.append, RELIABLE)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, RELIABLE)
+        self.node.create_subscription(QuaternionStamped, "/dexndm/wrist_orientation", self.wrists.append, RELIABLE)
+        self.pub = self.node.create_publisher(HandCommand, "/leap_hand/command", RELIABLE)
+        self.enable_client = self.node.create_client(SetBool, "/leap_hand/enable")
+
+    def spin_until(self, predicate, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            rclpy.spin_once(self.node, timeout_sec=0.01)
+        return predicate()
+
+    def send(self, position, stamp=None):
+        msg = HandCommand()
+        msg.state_stamp = self.states[-1].header.stamp if stamp is None else stamp
+        msg.position = [float(x) for x in position]
+        self.pub.publish(msg)
+
+    def answer(self, n, position=None):
+        """Answer the next n states (targets: canonical pose plus a small wave unless given)."""
+        for k in range(n):
+            seen = len(self.states)
+            assert self.spin_until(lambda: len(self.states) > seen), "no joint state"
+            self.send(position if position is not None else hand.CANONICAL_POSE + 0.05 * math.sin(k / 4))
+
+    def value(self, status_name, key):
+        for array in reversed(self.diags):
+            for status in array.status:
+                if status.name == status_name:
+                    return {kv.key: kv.value for kv in status.values}[key]
+        return None
+
+    def wait_value(self, status_name, key, predicate, timeout=10.0):
+        return self.spin_until(lambda: (v := self.value(status_name, key)) is not None and predicate(v), timeout)
+
+    def answer_until(self, key, predicate, position=None, tries=5):
+        """Answer states until a commands counter satisfies predicate (an answer can lose the race
+        with the next state on a loaded machine and be refused as stale)."""
+        for _ in range(tries):
+            self.answer(1, position)
+            if self.wait_value("hand_driver: commands", key, predicate, timeout=3.0):
+                return True
+        return False
+
+    def enable(self, on: bool):
+        assert self.enable_client.wait_for_service(timeout_sec=10.0)
+        future = self.enable_client.call_async(SetBool.Request(data=on))
+        assert self.spin_until(future.done)
+        return future.result()
+
+    def close(self):
+        self.node.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def ros():
+    rclpy.init()
+    yield
+    rclpy.shutdown()
+
+
+def exercise_bus_driver(client: Client):
+    """What every bus-backed driver must do over DDS: publish, obey, refuse bad input, enable, watchdog."""
+    assert client.spin_until(lambda: len(client.states) >= 5, timeout=20.0), "no joint states"
+    first = client.states[-1]
+    assert list(first.name) == list(hand.JOINT_NAMES) and len(first.position) == 16
+    t0 = time.monotonic()
+    start = len(client.states)
+    client.answer(20)
+    rate = (len(client.states) - start) / (time.monotonic() - t0)
+    assert 14.0 < rate < 26.0, f"joint states at {rate:.1f} Hz, want 20"
+    assert client.wait_value("hand_driver: commands", "accepted", lambda v: int(v) >= 15)
+    nan = hand.CANONICAL_POSE.copy()
+    nan[3] = math.nan
+    client.send(nan)
+    assert client.wait_value("hand_driver: commands", "refused_non_finite", lambda v: v == "1")
+    old = client.states[-3].header.stamp
+    client.spin_until(lambda: False, timeout=0.1)
+    client.send(hand.CANONICAL_POSE, stamp=old)
+    assert client.wait_value("hand_driver: commands", "refused_stale", lambda v: int(v) >= 1)
+    wide = hand.CANONICAL_POSE.copy()
+    wide[1] = 4.0
+    assert client.answer_until("clamped_joints", lambda v: v == "1", wide)
+    assert client.wait_value("hand_driver: commands", "holding", lambda v: v == "True"), "watchdog never held"
+    response = client.enable(False)
+    assert response.success and "torque off" in response.message
+    client.answer(1)
+    assert client.wait_value("hand_driver: commands", "refused_inactive", lambda v: v == "1")
+    response = client.enable(True)
+    assert response.success
+    before = int(client.value("hand_driver: commands", "accepted"))
+    assert client.answer_until("accepted", lambda v: int(v) > before)
+    assert client.wait_value("hand_driver: bus", "cycle_p50_ms", lambda v: 0.0 < float(v) < 50.0)
+    assert client.spin_until(lambda: any(s.name.startswith("hand_driver: servo 15") for a in client.diags
+                                         for s in a.status))
+
+
+def test_emulated_backend_node(ros):
+    client = Client("emulated_node_test")
+    try:
+        with hand_driver_process(backend="emulated", emulator_motor_model="first_order", wrist="thumb_up") as proc:
+            exercise_bus_driver(client)
+            assert client.spin_until(lambda: client.wrists)
+            w = client.wrists[-1].quaternion
+            assert np.allclose([w.x, w.y, w.z, w.w], [math.sqrt(0.5), 0, 0, math.sqrt(0.5)])
+            proc.send_signal(2)
+            assert proc.wait(timeout=15) == 0
+    finally:
+        client.close()
+
+
+def test_dynamixel_backend_node_on_an_emulator_pty(ros):
+    link = os.path.join(tempfile.mkdtemp(prefix="dexndm-node-"), "ttyDXL")
+    emulator = subprocess.Popen([installed_executable("dexndm_bus_emulator"), "--link", link], stdout=subprocess.PIPE, text=True)
+    client = Client("dynamixel_node_test")
+    try:
+        assert "emulated bus" in emulator.stdout.readline()
+        with hand_driver_process(backend="dynamixel", port=link) as proc:
+            exercise_bus_driver(client)
+            proc.send_signal(2)
+            out, _ = proc.communicate(timeout=15)
+            assert proc.returncode == 0, out
+        io = SdkIO(link)
+        io.open()
+        assert [io.read(i, reg("torque_enable")) for i in range(16)] == [0] * 16, "torque left on at shutdown"
+        assert io.read(0, reg("operating_mode")) == 5 and io.read(0, reg("position_p_gain")) == 600
+        io.close()
+    finally:
+        client.close()
+        emulator.send_signal(2)
+        emulator.wait(timeout=10)
+
+
+def test_dynamixel_backend_reports_a_missing_port_clearly(ros):
+    with hand_driver_process(backend="dynamixel", port="/tmp/dexndm-no-such-port") as proc:
+        client = Client("missing_port_test")
+        try:
+            assert client.wait_value("hand_driver: bus", "state", lambda v: v == "unconfigured")
+            assert "cannot open /tmp/dexndm-no-such-port" in client.value("hand_driver: bus", "last_error")
+            assert not client.states
+        finally:
+            client.close()
+
+
+def test_sim_backend_node_in_lockstep_with_sim_time(ros):
+    pytest.importorskip("dexndm_description.sim", reason="needs the simulated hand")
+    from geometry_msgs.msg import PoseStamped
+    from rosgraph_msgs.msg import Clock
+
+    client = Client("sim_node_test")
+    clocks, poses = [], []
+    client.node.create_subscription(Clock, "/clock", clocks.append, RELIABLE)
+    client.node.create_subscription(PoseStamped, "/sim/object_pose", poses.append, RELIABLE)
+    try:
+        with hand_driver_process(backend="sim", realtime_factor=0.0, use_sim_time=True, command_timeout=2.0,
+                                 wrist="palm_up", object="normal_cylinder") as proc:
+            assert client.spin_until(lambda: client.states, timeout=20.0), "no joint states"
+            client.answer(30)
+            assert client.spin_until(lambda: len(client.states) >= 31)
+            stamps = [s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in client.states]
+            steps = np.diff(stamps)
+            assert np.all(steps == 50_000_000), "sim time advances 50 ms per answered state"
+            t0 = time.monotonic()
+            client.answer(20)
+            assert time.monotonic() - t0 < 2.0, "an answered state was held for command_timeout"
+            assert client.wait_value("hand_driver: commands", "accepted", lambda v: int(v) >= 50)
+            clock_ns = {c.clock.sec * 10**9 + c.clock.nanosec for c in clocks}
+            assert set(stamps[1:]) <= clock_ns
+            assert poses and poses[-1].header.frame_id == "world"
+            w = client.wrists[-1].quaternion
+            assert np.allclose([w.x, w.y, w.z, w.w], [1.0, 0.0, 0.0, 0.0])
+            # without answers the sim holds: one state per command_timeout
+            n = len(client.states)
+            client.spin_until(lambda: False, timeout=4.5)
+            assert 1 <= len(client.states) - n <= 3
+            proc.send_signal(2)
+            assert proc.wait(timeout=15) == 0
+    finally:
+        client.close()
+
+
+def test_emulated_backend_node_with_physics_publishes_the_object(ros):
+    pytest.importorskip("dexndm_description.sim", reason="needs the simulated hand")
+    from geometry_msgs.msg import PoseStamped
+
+    client = Client("emulated_physics_node_test")
+    poses = []
+    client.node.create_subscription(PoseStamped, "/sim/object_pose", poses.append, RELIABLE)
+    try:
+        with hand_driver_process(backend="emulated", object="normal_cylinder"):
+            assert client.spin_until(lambda: len(client.states) >= 3, timeout=25.0), "no joint states"
+            client.answer(20)
+            assert client.spin_until(lambda: len(poses) >= 10)
+            assert client.wait_value("hand_driver: commands", "accepted", lambda v: int(v) >= 15)
+            z = poses[-1].pose.position.z
+            assert np.isfinite(z) and poses[-1].header.frame_id == "world"
+    finally:
+        client.close()
+
+
+def test_bad_parameters_stop_the_node_with_a_clear_error():
+    for params, expected in (({"backend": "simulated"}, "unknown backend 'simulated': use one of sim"),
+                             ({"backend": "sim", "wrist": "sideways"}, "unknown wrist orientation 'sideways'"),
+                             ({"backend": "sim", "initial_pose": "fist"}, "unknown initial_pose 'fist'")):
+        with hand_driver_process(**params) as proc:
+            out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 2 and expected in out, out
+
+
+def test_dynamixel_node_survives_the_adapter_being_unplugged(ros):
+    link = os.path.join(tempfile.mkdtemp(prefix="dexndm-node-"), "ttyDXL")
+
+    def start_emulator():
+        proc = subprocess.Popen([installed_executable("dexndm_bus_emulator"), "--link", link],
+                                stdout=subprocess.PIPE, text=True)
+        assert "emulated bus" in proc.stdout.readline()
+        return proc
+
+    emulator = start_emulator()
+    client = Client("unplug_node_test")
+    try:
+        with hand_driver_process(backend="dynamixel", port=link):
+            assert client.spin_until(lambda: len(client.states) >= 5, timeout=20.0)
+            emulator.send_signal(2)  # the U2D2 is unplugged: the pty and its path vanish
+            emulator.wait(timeout=10)
+            assert client.wait_value("hand_driver: bus", "connected", lambda v: v == "False")
+            assert client.value("hand_driver: bus", "port_lost") == "1"
+            n = len(client.diags)
+            lost = len(client.states)
+            assert client.spin_until(lambda: len(client.diags) >= n + 2, timeout=5.0), "diagnostics must go on"
+            assert len(client.states) <= lost + 1
+            emulator = start_emulator()  # plugged back in: fresh servos behind the same path
+            assert client.wait_value("hand_driver: bus", "reconnects", lambda v: v == "1")
+            assert client.spin_until(lambda: len(client.states) >= lost + 10, timeout=5.0), "states resume"
+            assert client.answer_until("accepted", lambda v: int(v) >= 1)
+    finally:
+        client.close()
+        emulator.send_signal(2)
+        emulator.wait(timeout=10)
+    assert not os.path.exists(link), "the emulator removes its link on exit"

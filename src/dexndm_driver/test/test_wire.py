@@ -1,0 +1,287 @@
+"""Wire tests: the real driver code and the unmodified dynamixel-sdk against the emulated bus on a pty."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from dexndm_description import hand
+from dexndm_driver.backends import BusBackend
+from dexndm_driver.driver import DriverConfig, HandDriver
+from dexndm_driver.dynamixel import DynamixelHand, HardwareError
+from dexndm_driver.registers import REGISTERS
+
+from dexndm_driver.testing import wait_for
+
+
+def writes(events):
+    """(id, register, value) of each write; a retry of a write whose reply was lost counts once."""
+    out = []
+    for e in events:
+        if e.instruction == "write" and (not out or out[-1] != (e.ids[0], e.register, e.values[0])):
+            out.append((e.ids[0], e.register, e.values[0]))
+    return out
+
+
+def test_setup_writes_exactly_the_documented_registers(bus, io):
+    dyn = DynamixelHand(io)
+    dyn.connect()
+    start = len(bus.log)
+    dyn.setup()
+    events = bus.events(start)
+    assert {e.instruction for e in events} == {"write"}
+    expected = []
+    for i in range(16):
+        scale = 0.75 if i in (0, 4, 8) else 1.0
+        expected += [(i, "torque_enable", 0), (i, "operating_mode", 5), (i, "return_delay_time", 0),
+                     (i, "position_p_gain", round(800 * scale)), (i, "position_i_gain", 0),
+                     (i, "position_d_gain", round(200 * scale)), (i, "goal_current", 350)]
+    assert writes(events) == expected
+    servo = bus.servos[4]
+    assert (servo.get("operating_mode"), servo.get("position_p_gain"), servo.get("position_d_gain")) == (5, 600, 150)
+
+
+def test_connect_pings_every_id_and_names_the_missing_ones(bus, io):
+    bus.faults.missing_ids = {3, 11}
+    with pytest.raises(HardwareError, match=r"servo ID\(s\) 3, 11 did not answer .*check the 5 V supply"):
+        DynamixelHand(io).connect()
+    assert {e.ids[0] for e in bus.log if e.instruction == "ping"} == set(range(16))
+
+
+def test_emulator_refuses_eeprom_writes_with_torque_on_and_out_of_range_values(bus, io):
+    from dexndm_driver.sdk_io import BusError
+    io.write(2, REGISTERS["torque_enable"], 1)
+    with pytest.raises(BusError, match="not available to target address"):
+        io.write(2, REGISTERS["operating_mode"], 5)
+    with pytest.raises(BusError, match="exceeds the limit"):
+        io.write(2, REGISTERS["goal_position"], 5000)
+    with pytest.raises(BusError, match="not available"):
+        io.write(2, REGISTERS["present_position"], 10)
+    assert bus.servos[2].get("operating_mode") == 3
+
+
+def test_read_and_write_convert_units_and_clamp(bus, io):
+    dyn = DynamixelHand(io)
+    dyn.connect()
+    dyn.setup()
+    dyn.set_torque(True, hold=hand.CANONICAL_POSE)
+    target = hand.MID.copy()
+    target[1] = 9.0  # far beyond if_mcp's upper limit
+    sent = dyn.write(target)
+    assert sent[1] == pytest.approx(hand.UPPER[1]) and np.allclose(np.delete(sent, 1), np.delete(hand.MID, 1))
+    last = wait_for(lambda: bus.events()[-1] if bus.events()[-1].instruction == "sync_write" else None)
+    assert last.register == "goal_position" and last.values[1] == int(hand.sim_to_ticks(hand.UPPER)[1])
+
+    def settled():
+        r = dyn.read()
+        return r if np.allclose(r.q, sent, atol=0.01) else None
+
+    reading = wait_for(settled, timeout=2.0)
+    assert reading is not None, "emulated servos never reached the goals"
+    assert reading.q.shape == reading.qdot.shape == reading.effort.shape == (16,)
+
+
+def test_fast_sync_read_is_probed_and_plain_sync_read_is_the_fallback(bus, io):
+    dyn = DynamixelHand(io)
+    dyn.connect()
+    assert dyn.fast is True
+    bus.faults.fast_sync_read = False
+    slow = DynamixelHand(io)
+    slow.connect()
+    assert slow.fast is False
+    start = len(bus.log)
+    q = slow.read().q
+    assert [e.instruction for e in bus.events(start)] == ["sync_read"]
+    assert np.allclose(q, hand.CANONICAL_POSE, atol=2 * hand.RAD_PER_TICK)
+
+
+class Answerer:
+    """A policy stand-in: answers every published state with a command carrying its stamp."""
+
+    def __init__(self, driver, sink):
+        self.driver, self.sink, self.stop, self.results = driver, sink, threading.Event(), []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        answered = 0
+        while not self.stop.is_set():
+            if len(self.sink.states) > answered:
+                stamp, reading = self.sink.states[-1]
+                answered = len(self.sink.states)
+                target = hand.CANONICAL_POSE + 0.1 * np.sin(answered / 5.0)
+                self.results.append(self.driver.submit(target, stamp))
+            time.sleep(0.002)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+@pytest.fixture
+def running(bus, sink):
+    backend = BusBackend(bus.port)
+    driver = HandDriver(backend, sink, DriverConfig(health_period=0.25, diagnostics_period=0.1))
+    driver.start()
+    assert wait_for(lambda: driver.stats.state == "active" and len(sink.states) > 2)
+    with Answerer(driver, sink) as answerer:
+        yield driver, answerer
+    driver.stop()
+    assert driver.stats.state == "finalized"
+    assert all(s.get("torque_enable") == 0 for s in bus.servos.values()), "torque must be off after stop"
+
+
+def test_a_tick_is_one_sync_read_plus_one_sync_write(bus, io):
+    dyn = DynamixelHand(io)
+    dyn.connect()
+    dyn.setup()
+    dyn.set_torque(True, hold=hand.CANONICAL_POSE)
+    for _ in range(5):
+        start = len(bus.log)
+        dyn.write(dyn.read().q)
+        events = wait_for(lambda: len(bus.events(start)) == 2 and bus.events(start))
+        assert [(e.instruction, e.register) for e in events] == [("fast_sync_read", "@126+10"),
+                                                                 ("sync_write", "goal_position")]
+        assert events[0].ids == events[1].ids == tuple(range(16))
+
+
+def test_the_driver_loop_sends_one_sync_read_per_tick_and_one_sync_write_per_command(bus, sink, running):
+    driver, answerer = running
+    start, ticks0, accepted0 = len(bus.log), driver.stats.ticks, driver.stats.accepted
+    time.sleep(1.0)
+    ticks, accepted = driver.stats.ticks - ticks0, driver.stats.accepted - accepted0
+    events = bus.events(start)
+    state_reads = [e for e in events if e.instruction == "fast_sync_read" and e.address == 126 and e.length == 10]
+    goal_writes = [e for e in events if e.instruction == "sync_write" and e.register == "goal_position"]
+    health = [e for e in events if e.instruction == "fast_sync_read" and e.register in
+              ("hardware_error_status", "present_temperature")]
+    assert len(events) == len(state_reads) + len(goal_writes) + len(health), "unexpected instructions"
+    assert 17 <= len(state_reads) <= 22  # 20 Hz for 1 s
+    assert abs(len(state_reads) - ticks) <= 1 and abs(len(goal_writes) - accepted) <= 1
+    assert len(goal_writes) >= 0.8 * len(state_reads), "most states must be answered"
+    kinds = "".join("r" if e.instruction == "fast_sync_read" else "w" for e in events if e not in health)
+    assert "ww" not in kinds, "one write per answered state"
+
+
+@pytest.mark.parametrize("fault", ["drop", "corrupt_crc", "late", "missing_servo"])
+def test_bus_faults_are_survived_reported_and_recovered(bus, sink, running, fault):
+    driver, _ = running
+    if fault == "drop":
+        bus.faults.drop_replies = 3
+    elif fault == "corrupt_crc":
+        bus.faults.corrupt_crc = 3
+    elif fault == "late":
+        bus.faults.late_s, bus.faults.late_replies = 0.05, 2  # beyond the SDK's 34 ms reply timeout
+    else:
+        bus.faults.missing_ids = {7}
+        assert wait_for(lambda: driver.stats.consecutive_read_failures >= 3)
+        bus.faults.missing_ids = set()
+    assert wait_for(lambda: driver.stats.dropped_reads >= 1)
+    reported = wait_for(lambda: int(sink.diags[-1][0].values["dropped_reads"]) >= 1 and sink.diags[-1])
+    assert "sync read of 10 bytes at 126" in reported[0].values["last_read_error"]
+    recovered = len(sink.states)
+    assert wait_for(lambda: len(sink.states) >= recovered + 10, timeout=3.0), "state stopped after the fault"
+    assert driver.stats.consecutive_read_failures == 0 and driver.stats.state == "active"
+    assert not [m for level, m in sink.logs if "driver loop failed" in m]
+
+
+def test_overload_error_is_reported_and_enable_reboots_the_servo(bus, sink, running):
+    driver, _ = running
+    bus.inject_hardware_error(5, 0x20)  # overload: the servo drops torque and latches the error
+    servo = wait_for(lambda: next((s for s in sink.diags[-1] if s.name.startswith("hand_driver: servo 5 ")), None)
+                     if sink.diags and sink.diags[-1][-1].values.get("error_flags", "x") is not None else None)
+    assert wait_for(lambda: driver.stats.health and 5 in driver.stats.health.errors)
+    servo = wait_for(lambda: [s for s in sink.diags[-1] if s.name == "hand_driver: servo 5 mf_mcp"])
+    assert wait_for(lambda: [s for s in sink.diags[-1] if s.name == "hand_driver: servo 5 mf_mcp"][0].level == 2)
+    status = [s for s in sink.diags[-1] if s.name == "hand_driver: servo 5 mf_mcp"][0]
+    assert status.values["error_flags"] == "overload" and "reboot" in status.message
+    assert bus.servos[5].get("torque_enable") == 0
+    bus.clear_fault_cause(5)
+    ok, message = driver.request_enable(True)
+    assert ok and "rebooted servo(s) [5]" in message
+    assert bus.servos[5].get("hardware_error_status") == 0 and bus.servos[5].get("torque_enable") == 1
+    assert bus.servos[5].get("position_p_gain") == 800 and bus.servos[5].get("operating_mode") == 5
+    assert wait_for(lambda: driver.stats.health and not driver.stats.health.errors)
+
+
+def test_overheat_stays_latched_while_the_cause_persists(bus, sink, running):
+    driver, _ = running
+    bus.inject_hardware_error(12, 0x04, temperature=78)
+    assert wait_for(lambda: driver.stats.health and driver.stats.health.errors.get(12) == ["overheating"])
+    assert driver.stats.health.temperature[12] == 78
+    ok, _ = driver.request_enable(True)  # reboot cannot clear a cause that is still there
+    assert wait_for(lambda: driver.stats.health and 12 in driver.stats.health.errors)
+    assert bus.servos[12].get("torque_enable") == 0 or not ok
+
+
+def test_port_vanishing_and_coming_back(bus, sink, running):
+    driver, _ = running
+    bus.vanish()
+    assert wait_for(lambda: driver.stats.port_lost == 1 and not driver.stats.connected, timeout=3.0)
+    lost_at = len(sink.states)
+    time.sleep(0.5)
+    assert len(sink.states) == lost_at, "no state may be published without a bus"
+    assert wait_for(lambda: sink.diags[-1][0].level == 2)
+    bus.restore()
+    assert wait_for(lambda: driver.stats.connected and driver.stats.reconnects == 1, timeout=5.0)
+    assert wait_for(lambda: len(sink.states) > lost_at + 10, timeout=3.0)
+    assert all(s.get("torque_enable") == 1 for s in bus.servos.values()), "torque restored after reconnect"
+    assert wait_for(lambda: driver.stats.accepted > 0 and answered_recently(driver))
+
+
+def answered_recently(driver):
+    before = driver.stats.accepted
+    time.sleep(0.2)
+    return driver.stats.accepted > before
+
+
+def test_byte_stuffing_both_ways_with_the_sdk(bus, io):
+    from dexndm_driver.registers import Register
+    pattern = int.from_bytes(b"\xff\xff\xfd\x00", "little")  # looks like a header on the wire
+    bus.servos[9].table[200:204] = b"\xff\xff\xfd\x00"
+    spare = Register("spare", 200, 4)
+    assert io.read(9, spare) == pattern  # status packet stuffed by the emulator, unstuffed by the SDK
+    assert io.sync_read(200, 4, (8, 9), fast=False)[9] == b"\xff\xff\xfd\x00"
+    start = len(bus.log)
+    # dynamixel-sdk 4.1.0 does not stuff what it sends (txPacket discards addStuffing's result), so the
+    # emulator, like a servo, parses by length and removes only an FD that stuffing added
+    io.sync_write(REGISTERS["goal_position"], {9: pattern})
+    event = wait_for(lambda: bus.events(start) and bus.events(start)[0])
+    assert event.values == (pattern,) and event.request_bytes == 14 + 5
+    assert bus.servos[9].get("goal_position") != pattern, "out-of-limit goal must be refused by the servo"
+
+
+def test_refused_commands_never_reach_the_bus(bus, sink):
+    driver = HandDriver(BusBackend(bus.port), sink, DriverConfig(command_timeout=0.3, autostart=False))
+    driver.start()
+    try:
+        assert wait_for(lambda: driver.stats.state == "inactive" and len(sink.states) >= 2)
+        writes_before = sum(e.instruction == "sync_write" for e in bus.events())
+        latest = sink.states[-1][0]
+        assert driver.submit(hand.CANONICAL_POSE, latest).reason == "inactive"
+        assert driver.request_enable(True)[0]
+        n = len(sink.states)
+        assert wait_for(lambda: len(sink.states) > n)
+        latest = sink.states[-1][0]
+        bad = hand.CANONICAL_POSE.copy()
+        bad[2] = float("nan")
+        assert driver.submit(bad, latest).reason == "non_finite"
+        assert driver.submit(hand.CANONICAL_POSE, latest + 1).reason == "future"
+        assert driver.submit(hand.CANONICAL_POSE, sink.states[0][0]).reason == "stale"
+        bus.faults.missing_ids = {0}  # reads fail: no new state, the last one ages
+        assert wait_for(lambda: driver.stats.consecutive_read_failures >= 2)
+        time.sleep(0.35)
+        assert driver.submit(hand.CANONICAL_POSE, sink.states[-1][0]).reason == "late"
+        bus.faults.missing_ids = set()
+        time.sleep(0.2)
+        goal_writes = [e for e in bus.events() if e.instruction == "sync_write"]
+        assert len(goal_writes) == writes_before + 1  # only the hold-at-activation write
+        assert driver.stats.refused["inactive"] == driver.stats.refused["late"] == 1
+        assert driver.stats.accepted == 0 and driver.stats.holding
+    finally:
+        driver.stop()
