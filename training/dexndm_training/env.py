@@ -157,7 +157,7 @@ class RotationEnv(VecEnv):
         self._object_params = np.zeros((n, 5))
         self.grasps = self.build_grasp_cache()
         self.reset_envs(np.arange(n))
-        self._obs = self._observations(self.sim.q)
+        self._obs = self._observations()
 
     # ------------------------------------------------------------------------------- grasps
     def build_grasp_cache(self) -> np.ndarray:
@@ -216,7 +216,7 @@ class RotationEnv(VecEnv):
         self.axis /= np.linalg.norm(self.axis, axis=1, keepdims=True)
         self.axis_world[:] = rotations.rotate(self.wrist, self.axis)
         self.waypoints.reset(self.sim.object_pose[:, 3:], self.axis_world)
-        self._obs = self._observations(self.sim.q)
+        self._obs = self._observations()
 
     def _noise(self, rows: int) -> np.ndarray:
         return self.rng.uniform(-self.cfg.joint_noise, self.cfg.joint_noise, size=(rows, hand.NUM_JOINTS))
@@ -244,7 +244,7 @@ class RotationEnv(VecEnv):
 
     def reset(self) -> TensorDict:
         self.reset_envs(np.arange(self.num_envs))
-        self._obs = self._observations(self.sim.q)
+        self._obs = self._observations()
         return self._obs
 
     @property
@@ -286,13 +286,12 @@ class RotationEnv(VecEnv):
             extras["log"]["/env/episode_steps"] = float(np.mean(self.episode_length_buf.numpy()[ids]))
             self.resets += len(ids)
             self.reset_envs(ids)
-            q = self.sim.q
-        self._obs = self._observations(q)
+        self._obs = self._observations()
         rew = torch.as_tensor(reward, dtype=torch.float32, device=self.device)
         return self._obs, rew, torch.as_tensor(done, device=self.device), extras
 
     # ------------------------------------------------------------------------------- observations
-    def _observations(self, q: np.ndarray) -> TensorDict:
+    def _observations(self) -> TensorDict:
         policy = self.history.observation(self.wrist, self.axis)
         privileged = self.privileged_observation()
         return TensorDict(
