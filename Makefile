@@ -4,9 +4,9 @@
 setup:
 	scripts/setup.sh
 
-# Until the rotate app lands, the main job is the workspace self-check.
+# The main job: the rotation policy on a simulated hand, 20 sim seconds as fast as the machine goes.
 demo: setup
-	scripts/run dexndm selfcheck
+	scripts/run dexndm rotate axis:=z hardware:=sim realtime_factor:=0 duration:=20
 
 test:
 	scripts/setup.sh --test
@@ -14,6 +14,7 @@ test:
 
 bench: setup
 	scripts/run python -m dexndm_driver.bench
+	scripts/run python -m dexndm_policy.bench
 
 clean:
 	rm -rf build install log

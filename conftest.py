@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import tempfile
+
+# This checkout's training package, not the one the shared venv's editable install points at
+# (worktrees share one venv); PYTHONPATH carries it into subprocesses.
+_TRAINING = os.path.join(os.path.dirname(os.path.abspath(__file__)), "training")
+sys.path.insert(0, _TRAINING)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_TRAINING, os.environ.get("PYTHONPATH", "")) if p)
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")

@@ -16,5 +16,5 @@ setup(
     maintainer_email="dexndm@example.org",
     description="Chaos Box collection: replay sources, the replay-and-log node and the rosbag2 writer.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["chaos_box = dexndm_collect.chaos_box_node:main"]},
 )

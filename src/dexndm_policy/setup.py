@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 PACKAGE = "dexndm_policy"
@@ -9,6 +11,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
+        ("share/" + PACKAGE + "/models", sorted(glob("models/*.onnx") + glob("models/*.json"))),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -16,5 +19,10 @@ setup(
     maintainer_email="dexndm@example.org",
     description="Observation contract, ONNX runtime and the rotation policy node (generalist + residual).",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "rotation_policy = dexndm_policy.policy_node:main",
+            "rotation_monitor = dexndm_policy.monitor_node:main",
+        ],
+    },
 )

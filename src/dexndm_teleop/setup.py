@@ -6,6 +6,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test"]),
+    package_data={PACKAGE: ["web/*.html", "web/*.js", "web/*.css"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
@@ -16,5 +17,5 @@ setup(
     maintainer_email="dexndm@example.org",
     description="Quest 3 WebXR teleoperation: server, page, arm and axis mapping, teleop node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["teleop = dexndm_teleop.teleop_node:main"]},
 )

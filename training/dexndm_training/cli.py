@@ -6,6 +6,7 @@
     dexndm-train export     --checkpoint runs/bc/generalist.pt --out src/dexndm_policy/models/generalist.onnx
     dexndm-train evaluate   --policy src/dexndm_policy/models/generalist.onnx --episodes 50
     dexndm-train evaluate-grid --policy ... --out runs/eval
+    dexndm-train convert-bags BAGS... OUT   (robot bags -> transition dataset, see dexndm_training.bags)
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from dexndm_training import bags
 
 
 def _env_args(p: argparse.ArgumentParser, num_envs: int = 64) -> None:
@@ -249,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_ppo, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
         add(sub)
+    for action in sub.choices.values():
+        action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2
+    bags.register(sub)
     return parser
 
 
@@ -258,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if not getattr(args, "clean_errors", False):
+        return args.func(args)
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:

@@ -393,6 +393,8 @@ class HandDriver:
         next_diag = 0.0
         self.sink.clock(self.backend.sim_time_ns())
         self._publish_state(self.backend.read(), self._stamp())
+        # Absolute deadlines, so the physics time is absorbed into the period rather than added to it.
+        next_tick = time.monotonic() + step_wall
         while not self._stopped():
             published = time.monotonic()
             while not self._stopped():
@@ -409,7 +411,11 @@ class HandDriver:
                 if self.stats.state == "active":
                     self.stats.watchdog_timeouts += 1
                     self.stats.holding = True
-            self._wait(published + step_wall - time.monotonic())
+            if step_wall > 0:
+                self._wait(next_tick - time.monotonic())
+                next_tick += step_wall
+                if time.monotonic() > next_tick:  # more than a tick behind: resynchronise, no burst
+                    next_tick = time.monotonic() + step_wall
             pending = self._take_pending()
             if pending is not None:
                 self._targets = self.backend.write(pending)

@@ -18,8 +18,8 @@ pytest.importorskip("dexndm_description.sim", reason="needs the simulated hand (
 TICK_NS = 50_000_000
 
 
-def run_driver(sink, config, answer=True, object="normal_cylinder", target=None):
-    backend = SimBackend(WorldConfig(parse_wrist("palm_up"), parse_object(object)), hand.CANONICAL_POSE)
+def run_driver(sink, config, answer=True, object="normal_cylinder", target=None, wrist="palm_up", scene="grasp"):
+    backend = SimBackend(WorldConfig(parse_wrist(wrist), parse_object(object), scene=scene), hand.CANONICAL_POSE)
     driver = HandDriver(backend, sink, config)
     stop = threading.Event()
 
@@ -71,15 +71,17 @@ def test_lockstep_holds_after_command_timeout(sink):
 
 
 def test_realtime_factor_one_paces_to_the_wall_clock(sink):
-    driver, backend, stop = run_driver(sink, DriverConfig(realtime_factor=1.0, use_sim_time=True))
+    # The Chaos Box's physics takes a noticeable part of a tick: it must not lengthen the period.
+    driver, backend, stop = run_driver(sink, DriverConfig(realtime_factor=1.0, use_sim_time=True),
+                                       wrist="palm_down", scene="chaos_box")
     try:
         assert wait_for(lambda: len(sink.states) >= 3, timeout=10.0)
         t0, n0 = time.monotonic(), len(sink.states)
-        time.sleep(1.0)
+        time.sleep(2.0)
         rate = (len(sink.states) - n0) / (time.monotonic() - t0)
     finally:
         stop()
-    assert 16.0 < rate < 21.0, f"{rate:.1f} ticks/s at realtime_factor 1, want 20"
+    assert 19.0 < rate < 20.6, f"{rate:.2f} ticks/s at realtime_factor 1, want 20"
 
 
 def test_lockstep_commands_move_the_hand_and_stale_ones_are_refused(sink):

@@ -1,0 +1,65 @@
+"""Rotate an object in-hand about an axis: hand_driver + rotation_policy + rotation_monitor.
+
+Ends with `rot_rad=... ttf_s=... rate_hz=... latency_p50_ms=... latency_p99_ms=...` and saves a plot
+of the rotation angle and the joint targets (definitions in docs/POLICY.md). On hardware:=dynamixel
+there is no object pose, so rot_rad and ttf_s are nan.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dexndm.graph import Argument, ArgumentError, NodeSpec, as_bool, as_float
+
+HARDWARE = ("sim", "emulated", "dynamixel")
+
+ARGUMENTS = (
+    Argument("axis", "z", "rotation axis in the palm frame: x, -y, general:7, (1,1,1) or '0.3,0,1'"),
+    Argument("hardware", "sim", "hand backend: sim (simulated hand), emulated (Dynamixel bus emulated on a pty) or dynamixel"),
+    Argument("residual", "true", "add the residual policy's correction (true/false)"),
+    Argument("wrist", "palm_up", "wrist orientation: palm_up, palm_down, base_up, base_down, thumb_up, thumb_down or 'x,y,z,w'"),
+    Argument("object", "normal_cylinder", "simulated object set name (sim/emulated only)"),
+    Argument("generalist_model", "", "generalist ONNX model (empty: the installed default)"),
+    Argument("residual_model", "", "residual ONNX model (empty: the installed default)"),
+    Argument("realtime_factor", "1.0", "sim pacing: 1 = wall clock, 0 = as fast as possible (sim only)"),
+    Argument("duration", "20.0", "run length in seconds of the driver's clock (sim seconds in simulation)"),
+    Argument("plot", "output/rotate.png", "where to save the plot (PNG; empty: no plot)"),
+    Argument("port", "/dev/ttyUSB0", "serial port of the U2D2 (hardware:=dynamixel)"),
+)
+
+
+def nodes(args: dict[str, str]) -> list[NodeSpec]:
+    from dexndm_description.axes import parse_axis
+    from dexndm_description.wrist import parse_wrist
+
+    for name, parse in (("axis", parse_axis), ("wrist", parse_wrist)):
+        try:
+            parse(args[name])
+        except ValueError as err:
+            raise ArgumentError(f"argument {name}: {err}") from None
+    hardware = args["hardware"].strip().lower()
+    if hardware not in HARDWARE:
+        raise ArgumentError(f"argument hardware must be one of {', '.join(HARDWARE)}, got {args['hardware']!r}")
+    for name in ("generalist_model", "residual_model"):
+        if args[name] and not Path(args[name]).is_file():
+            raise ArgumentError(f"argument {name}: {args[name]} does not exist; give an .onnx file or leave it "
+                                "empty for the installed default model")
+    realtime_factor = as_float(args["realtime_factor"], "realtime_factor")
+    duration = as_float(args["duration"], "duration")
+    if realtime_factor < 0 or duration <= 0:
+        raise ArgumentError("realtime_factor must be >= 0 and duration > 0")
+    driver = {"backend": hardware, "wrist": args["wrist"], "object": args["object"],
+              "realtime_factor": realtime_factor}
+    if hardware == "sim":
+        driver["use_sim_time"] = True  # stamp states with sim time: `duration` counts sim seconds at any pace
+    if hardware == "dynamixel":
+        driver["port"] = args["port"]
+    policy = {"axis": args["axis"], "wrist": args["wrist"], "generalist_model": args["generalist_model"],
+              "residual_model": args["residual_model"], "residual": as_bool(args["residual"], "residual"),
+              # Sim stamps are sim time, not comparable with the node's clock; hardware stamps are wall time.
+              "max_state_age": 0.0 if hardware == "sim" else 0.25}
+    monitor = {"duration": duration, "plot": args["plot"], "axis": args["axis"], "wrist": args["wrist"]}
+    return [
+        NodeSpec("dexndm_driver", "hand_driver", "hand_driver", parameters=driver),
+        NodeSpec("dexndm_policy", "rotation_policy", "rotation_policy", parameters=policy),
+        NodeSpec("dexndm_policy", "rotation_monitor", "rotation_monitor", parameters=monitor, required=True),
+    ]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Tools of the browser tests, idempotently: Chromium from Debian (apt-get only when it is missing)
+# and the npm packages of the teleop tests (IWER), from the committed package-lock.json.
+# Called by scripts/setup.sh --test. Never downloads a browser through npm.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+say() { printf '[setup-test-tools] %s\n' "$*"; }
+
+if [ -x /usr/bin/chromium ]; then
+  say "chromium present: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+else
+  command -v apt-get >/dev/null || { echo "setup-test-tools.sh: /usr/bin/chromium is missing and there is no apt-get; install Debian's chromium package" >&2; exit 1; }
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  say "installing chromium (Debian package)"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium
+fi
+
+WEB="$ROOT/src/dexndm_teleop/test/web"
+command -v npm >/dev/null || { echo "setup-test-tools.sh: npm is missing; install Node.js 18+ (Debian: nodejs npm)" >&2; exit 1; }
+STAMP="$WEB/node_modules/.dexndm-lock.sha256"
+WANT="$(sha256sum "$WEB/package-lock.json" | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ] && [ -f "$WEB/node_modules/iwer/build/iwer.min.js" ]; then
+  say "npm test packages up to date"
+else
+  say "npm ci in $WEB"
+  (cd "$WEB" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  echo "$WANT" > "$STAMP"
+fi

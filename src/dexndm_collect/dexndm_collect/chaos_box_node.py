@@ -1,0 +1,171 @@
+"""chaos_box: replays targets to the hand in lockstep with its joint states and records episodes to rosbag2.
+
+Goals arrive on the action /dexndm/collect/run (CollectEpisodes), or from parameters when
+`start_on_launch` is true (unattended runs; `exit_when_done` ends the process after the summary line).
+The logic lives in `collector.CollectionRun`; this node only wires it to topics.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import QuaternionStamped
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import JointState
+
+from dexndm_collect import bag, collector
+from dexndm_collect.sources import SourceError
+from dexndm_msgs.action import CollectEpisodes
+from dexndm_msgs.msg import EpisodeEvent, HandCommand
+
+PARAMETERS = dict(collector.DEFAULTS, start_on_launch=False, exit_when_done=False, progress_bar=False)
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+WRIST_TOPIC = "/dexndm/wrist_orientation"
+
+
+class ChaosBoxNode(Node):
+    def __init__(self):
+        super().__init__("chaos_box")
+        self.p = {name: self.declare_parameter(name, value).value for name, value in PARAMETERS.items()}
+        self.run: collector.CollectionRun | None = None
+        self.finished, self.exit_code = threading.Event(), 0
+        self.goal_handle, self.cancel_requested, self.bar = None, False, None
+        io = MutuallyExclusiveCallbackGroup()
+        self.cmd_pub = self.create_publisher(HandCommand, bag.COMMAND_TOPIC, RELIABLE)
+        self.event_pub = self.create_publisher(EpisodeEvent, bag.EPISODE_TOPIC, RELIABLE)
+        self.create_subscription(JointState, bag.STATE_TOPIC, self.on_state, RELIABLE, raw=True, callback_group=io)
+        self.create_subscription(QuaternionStamped, WRIST_TOPIC, lambda raw: self._record(WRIST_TOPIC, raw),
+                                 RELIABLE, raw=True, callback_group=io)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, RELIABLE, raw=True,
+                                 callback_group=io)
+        self.create_timer(0.2, self.on_tick, callback_group=io)
+        ActionServer(self, CollectEpisodes, "/dexndm/collect/run", self.execute, goal_callback=self.on_goal,
+                     cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=ReentrantCallbackGroup())
+        if self.p["start_on_launch"]:
+            try:
+                self.start(self.p)
+            except (SourceError, bag.BagError) as err:
+                self.get_logger().error(str(err))
+                self.exit_code = 2
+                self.finished.set()
+
+    # ---- collector.Outputs ----------------------------------------------------------------------
+    def command(self, target, state_stamp_ns):
+        msg = HandCommand(position=[float(x) for x in target])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.state_stamp.sec, msg.state_stamp.nanosec = divmod(int(state_stamp_ns), 10**9)
+        self.cmd_pub.publish(msg)
+        return serialize_message(msg)
+
+    def event(self, kind, episode, steps, reason):
+        msg = EpisodeEvent(event=kind, episode=episode, steps=steps, source=self.run.source.name,
+                           wrist=self.run.wrist_label, reason=reason)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.event_pub.publish(msg)
+        return serialize_message(msg)
+
+    # ---- runs -----------------------------------------------------------------------------------
+    def start(self, cfg: dict) -> collector.CollectionRun:
+        self.run = run = collector.make_run(cfg, self, on_progress=self.on_progress)
+        if run.discarded:
+            self.get_logger().warn(f"discarded partial episode(s) from an interrupted run: {run.discarded}")
+        self.get_logger().info(f"collecting into {run.writer.out}: next episode {run.index}, "
+                               f"{run.completed}/{run.episodes_total} done")
+        if self.p["progress_bar"]:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=run.episodes_total, initial=run.completed, unit="ep", file=sys.stderr)
+        return run
+
+    def on_state(self, raw):
+        if self.run is not None and not self.run.done:
+            msg = deserialize_message(raw, JointState)
+            stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            self.run.on_state(np.asarray(msg.position, dtype=float), stamp, raw)
+
+    def _record(self, topic, raw):
+        if self.run is not None:
+            self.run.record(topic, raw)
+
+    def on_diagnostics(self, raw):
+        self._record("/diagnostics", raw)
+        errors = [s for s in deserialize_message(raw, DiagnosticArray).status if s.level == DiagnosticStatus.ERROR]
+        if errors and self.run is not None and self.run.started:  # the driver is up: an error now is a fault
+            self.run.fail("driver fault: " + "; ".join(f"{s.name}: {s.message}" for s in errors))
+
+    def on_tick(self):
+        if self.run is None:
+            return
+        self.run.check_timeout()
+        if self.cancel_requested:
+            self.run.fail("canceled by the action client")
+        if self.run.done and self.p["start_on_launch"] and not self.finished.is_set():
+            if self.bar is not None:
+                self.bar.close()
+            if self.run.failure:
+                self.get_logger().error(f"collection stopped: {self.run.failure}")
+            print(self.run.summary(), flush=True)
+            self.exit_code = 1 if self.run.failure else 0
+            self.finished.set()
+
+    def on_progress(self, p: collector.Progress):
+        """After each episode: the progress bar and the action feedback."""
+        if self.bar is not None:
+            self.bar.update(p.completed - self.bar.n)
+            self.bar.set_postfix(transitions=p.transitions, ep_per_min=f"{p.episodes_per_minute:.1f}")
+        if self.goal_handle is not None:
+            self.goal_handle.publish_feedback(CollectEpisodes.Feedback(
+                episode=p.episode, episodes_total=p.episodes_total, step=p.step, transitions=p.transitions,
+                episodes_per_minute=p.episodes_per_minute, eta_s=min(p.eta_s, 1e12)))
+
+    # ---- action ---------------------------------------------------------------------------------
+    def on_goal(self, goal):
+        return GoalResponse.REJECT if self.run is not None and not self.run.done else GoalResponse.ACCEPT
+
+    def execute(self, goal_handle):
+        g = goal_handle.request
+        self.goal_handle, self.cancel_requested = goal_handle, False
+        try:
+            run = self.start(collector.with_goal(self.p, g.episodes, g.source, g.source_path, g.wrist, g.seed,
+                                                 g.noise_sigma, g.noise_probability))
+        except (SourceError, bag.BagError) as err:
+            goal_handle.abort()
+            return CollectEpisodes.Result(success=False, message=str(err))
+        while not run.done:
+            self.cancel_requested = goal_handle.is_cancel_requested
+            threading.Event().wait(0.1)
+        self.goal_handle = None
+        if goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        elif run.failure:
+            goal_handle.abort()
+        else:
+            goal_handle.succeed()
+        return CollectEpisodes.Result(success=not run.failure, message=run.failure or "ok",
+                                      bag_path=str(run.writer.out.resolve()), episodes_completed=run.completed,
+                                      transitions=run.transitions)
+
+
+def main():
+    rclpy.init()
+    node = ChaosBoxNode()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        while rclpy.ok() and not (node.finished.is_set() and node.p["exit_when_done"]):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        if node.run is not None:  # rclpy is already shut down: nothing can be published now
+            node.run.fail("interrupted (SIGINT)", publish=False)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    sys.exit(node.exit_code)

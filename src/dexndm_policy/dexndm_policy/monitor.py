@@ -1,0 +1,163 @@
+"""Rotation monitor metrics (no rclpy): radians rotated about the axis, time to fall, rate, latency, plot.
+
+Definitions (docs/POLICY.md):
+- Run time is the driver's clock: the stamps of /leap_hand/joint_states, from the first state received
+  after the first HandCommand (so node start-up and DDS matching do not count; sim time under the sim
+  backend, so `duration` is in sim seconds even at realtime_factor 0).
+- rot_rad: sum over consecutive object poses of the incremental rotation (world frame, rotation vector)
+  projected on the axis in the world (the palm-frame axis of the latest PolicyStep turned by the wrist
+  orientation); counted until the object falls. Positive = right-handed about the axis.
+- Fallen: the object's centre is more than `fall_distance` (m) from where it was at the first pose.
+  ttf_s: run time from the start to the first fallen pose; the whole run time if it never fell (fell=0).
+- rate_hz: HandCommands received per wall-clock second between the first and the last one.
+- latency: from the driver writing a joint state (its DDS source timestamp) to this node receiving the
+  HandCommand that answers it (DDS reception timestamp; matched by state_stamp): state hop + policy +
+  command hop, on the system clock of one machine, whatever clock the stamps use (sim time included).
+- Without object poses (real hardware) rot_rad and ttf_s are nan.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dexndm_description.axes import parse_axis
+from dexndm_description.wrist import parse_wrist, quat_to_matrix
+
+
+def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product a * b of quaternions (x, y, z, w)."""
+    ax, ay, az, aw = a
+    bx, by, bz, bw = b
+    return np.array([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz])
+
+
+def rotation_vector(q: np.ndarray) -> np.ndarray:
+    """Rotation vector (axis * angle, rad, angle in [0, pi]) of a unit quaternion (x, y, z, w)."""
+    q = q if q[3] >= 0 else -q
+    s = float(np.linalg.norm(q[:3]))
+    if s < 1e-12:
+        return np.zeros(3)
+    return q[:3] / s * 2.0 * math.atan2(s, q[3])
+
+
+class RotationMonitor:
+    def __init__(self, duration_s: float, axis="z", wrist="palm_up", fall_distance: float = 0.08):
+        self.duration_s = duration_s
+        self.axis_palm = parse_axis(axis)
+        self.wrist = parse_wrist(wrist)
+        self.fall_distance = fall_distance
+        self.start: float | None = None  # stamp of the first state after the first command, s
+        self.commanded = False  # a HandCommand has been seen
+        self.states_seen = 0
+        self.now = 0.0  # latest run time, s
+        self.state_wall: dict[float, float] = {}  # state stamp -> when the driver wrote it
+        self.command_wall: dict[float, float] = {}  # state stamp -> when the command answering it arrived
+        self.target_times: list[float] = []
+        self.targets: list[np.ndarray] = []
+        self.angle = 0.0
+        self.angle_times: list[float] = []
+        self.angles: list[float] = []
+        self.first_position: np.ndarray | None = None
+        self.last_quat: np.ndarray | None = None
+        self.fell_at: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.start is not None and self.now >= self.duration_s
+
+    def on_state(self, stamp_s: float, wall_s: float) -> None:
+        """A joint state stamped stamp_s (driver clock), written at wall_s (system clock); ignored once done."""
+        self.states_seen += 1
+        if self.done:
+            return
+        self.state_wall[stamp_s] = wall_s
+        if self.start is None:
+            if not self.commanded:
+                return
+            self.start = stamp_s
+        self.now = stamp_s - self.start
+
+    def on_command(self, state_stamp_s: float, wall_s: float, targets) -> None:
+        """A command answering the state stamped state_stamp_s, received at wall_s (system clock)."""
+        self.commanded = True
+        if self.start is None or state_stamp_s < self.start or (self.done and state_stamp_s - self.start > self.now):
+            return
+        self.command_wall[state_stamp_s] = wall_s
+        self.target_times.append(state_stamp_s - self.start)
+        self.targets.append(np.asarray(targets, dtype=float))
+
+    def on_axis(self, axis_palm) -> None:
+        self.axis_palm = parse_axis(axis_palm)
+
+    def on_wrist(self, quat_xyzw) -> None:
+        self.wrist = parse_wrist(quat_xyzw)
+
+    def on_object_pose(self, stamp_s: float, position, quat_xyzw) -> None:
+        if self.start is None or (self.done and stamp_s - self.start > self.now):
+            return
+        position, quat = np.asarray(position, dtype=float), np.asarray(quat_xyzw, dtype=float)
+        if not (np.all(np.isfinite(position)) and np.all(np.isfinite(quat))) or np.linalg.norm(quat) < 1e-6:
+            return
+        quat = quat / np.linalg.norm(quat)
+        if self.first_position is None:
+            self.first_position = position
+        elif self.fell_at is None:
+            increment = rotation_vector(quat_multiply(quat, self.last_quat * np.array([-1, -1, -1, 1])))
+            self.angle += float(increment @ (quat_to_matrix(self.wrist) @ self.axis_palm))
+            if np.linalg.norm(position - self.first_position) > self.fall_distance:
+                self.fell_at = stamp_s - self.start
+        self.last_quat = quat
+        self.angle_times.append(stamp_s - self.start)
+        self.angles.append(self.angle)
+
+    def summary(self) -> dict[str, float]:
+        has_object = self.first_position is not None
+        walls = sorted(self.command_wall.values())
+        rate = (len(walls) - 1) / (walls[-1] - walls[0]) if len(walls) > 1 and walls[-1] > walls[0] else math.nan
+        lat = [(w - self.state_wall[k]) * 1e3 for k, w in self.command_wall.items() if k in self.state_wall]
+        lat = np.asarray(lat) if lat else np.full(1, np.nan)
+        return {
+            "rot_rad": self.angle if has_object else math.nan,
+            "ttf_s": (self.fell_at if self.fell_at is not None else self.now) if has_object else math.nan,
+            "rate_hz": rate,
+            "latency_p50_ms": float(np.percentile(lat, 50)),
+            "latency_p99_ms": float(np.percentile(lat, 99)),
+            "fell": int(self.fell_at is not None),
+            "commands": len(walls),
+            "run_s": self.now,
+        }
+
+    @staticmethod
+    def format(summary: dict[str, float]) -> str:
+        return " ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.4f}" for k, v in summary.items())
+
+    def plot(self, path: str) -> None:
+        """Rotation angle and joint targets over run time, as a PNG (matplotlib, Agg)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+
+        from dexndm_description import hand
+
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+        if self.angles:
+            top.plot(self.angle_times, self.angles, color="tab:blue")
+        else:
+            top.text(0.5, 0.5, "no object pose (hardware): rotation not measured", ha="center", transform=top.transAxes)
+        if self.fell_at is not None:
+            top.axvline(self.fell_at, color="tab:red", linestyle="--", label="object fell")
+            top.legend(loc="upper left")
+        top.set_ylabel("rotation about axis (rad)")
+        if self.targets:
+            targets = np.stack(self.targets)
+            for j in range(targets.shape[1]):
+                bottom.plot(self.target_times, targets[:, j], linewidth=0.8, label=hand.JOINT_NAMES[j])
+            bottom.legend(ncol=1, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        bottom.set_ylabel("joint target (rad)")
+        bottom.set_xlabel("time (s, driver clock)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=80, bbox_inches="tight")
+        plt.close(fig)

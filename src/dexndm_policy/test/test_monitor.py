@@ -1,0 +1,76 @@
+"""Monitor metrics on synthetic runs with known answers."""
+import math
+
+import numpy as np
+import pytest
+
+from dexndm_description.wrist import parse_wrist
+from dexndm_policy.monitor import RotationMonitor, quat_multiply
+
+
+def axis_angle_quat(axis, angle):
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    return np.concatenate([axis * math.sin(angle / 2), [math.cos(angle / 2)]])
+
+
+def run(monitor, world_axis, rate_rad_s, ticks=60, fall_tick=None):
+    """Object spinning at rate_rad_s about world_axis, one pose per 50 ms tick; commands 5 ms after states."""
+    monitor.on_command(99.0, 4999.0, np.zeros(16))  # a command answering an earlier state starts the run
+    for k in range(ticks):
+        stamp, wall = 100.0 + 0.05 * k, 5000.0 + 0.01 * k
+        monitor.on_state(stamp, wall)
+        position = np.array([0.0, 0.0, 0.5]) if fall_tick is None or k < fall_tick else np.array([0.0, 0.0, 0.3])
+        monitor.on_object_pose(stamp, position, axis_angle_quat(world_axis, rate_rad_s * 0.05 * k))
+        monitor.on_command(stamp, wall + 0.005, np.full(16, 0.1 * k))
+
+
+def test_rotation_about_the_palm_axis_seen_through_the_wrist():
+    # palm_up = 180 deg about x: palm z points down in the world, so +z (palm) spins about -z (world).
+    monitor = RotationMonitor(duration_s=2.0, axis="z", wrist="palm_up")
+    run(monitor, [0, 0, -1], rate_rad_s=1.0)
+    s = monitor.summary()
+    # 60 ticks are sent; the run ends at 2.0 s (tick 40): later states, poses and commands do not count.
+    assert s["rot_rad"] == pytest.approx(40 * 0.05, rel=1e-6)
+    assert s["fell"] == 0 and s["ttf_s"] == pytest.approx(2.0) and s["run_s"] == pytest.approx(2.0)
+    assert s["commands"] == 41
+    assert s["latency_p50_ms"] == pytest.approx(5.0, abs=1e-6) and s["rate_hz"] == pytest.approx(100.0)
+    assert monitor.done
+
+
+def test_rotation_against_the_axis_is_negative_and_off_axis_spin_counts_little():
+    monitor = RotationMonitor(duration_s=10.0, axis="z", wrist="palm_down")
+    run(monitor, [0, 0, -1], rate_rad_s=0.5)
+    assert monitor.summary()["rot_rad"] == pytest.approx(-59 * 0.025, rel=1e-6)
+    monitor = RotationMonitor(duration_s=10.0, axis="z", wrist="palm_down")
+    run(monitor, [1, 0, 0], rate_rad_s=0.5)
+    assert abs(monitor.summary()["rot_rad"]) < 1e-9
+    assert not monitor.done
+
+
+def test_fall_stops_counting_and_sets_time_to_fall():
+    monitor = RotationMonitor(duration_s=10.0, axis="x", wrist=parse_wrist("palm_down"))
+    run(monitor, [1, 0, 0], rate_rad_s=1.0, fall_tick=21)
+    s = monitor.summary()
+    assert s["fell"] == 1 and s["ttf_s"] == pytest.approx(21 * 0.05)
+    assert s["rot_rad"] == pytest.approx(21 * 0.05, rel=1e-6)
+
+
+def test_without_object_pose_rotation_and_fall_are_nan_but_timing_works(tmp_path):
+    monitor = RotationMonitor(duration_s=1.0)
+    monitor.on_state(-1.0, -1.0)
+    assert monitor.start is None  # no command seen yet: the run has not started
+    monitor.on_command(-1.0, -0.998, np.zeros(16))
+    for k in range(30):
+        monitor.on_state(float(k) * 0.05, k * 0.05)
+        monitor.on_command(float(k) * 0.05, k * 0.05 + 0.002, np.zeros(16))
+    s = monitor.summary()
+    assert math.isnan(s["rot_rad"]) and math.isnan(s["ttf_s"]) and s["latency_p99_ms"] == pytest.approx(2.0)
+    line = RotationMonitor.format(s)
+    assert line.startswith("rot_rad=nan ttf_s=nan rate_hz=20.0000 latency_p50_ms=2.0000")
+    monitor.plot(str(tmp_path / "plot.png"))
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_quaternion_product_composes_rotations():
+    a, b = axis_angle_quat([0, 0, 1], 0.3), axis_angle_quat([0, 0, 1], 0.4)
+    np.testing.assert_allclose(quat_multiply(a, b), axis_angle_quat([0, 0, 1], 0.7), atol=1e-12)
