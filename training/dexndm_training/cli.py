@@ -1,21 +1,276 @@
-"""`dexndm-train`: the training pipeline's command line."""
+"""`dexndm-train`: the training pipeline's command line (one function per subcommand).
+
+    dexndm-train ppo        --object normal_cylinder --axes z --wrists palm_up --run-dir runs/ppo_cyl
+    dexndm-train collect    --policy runs/ppo_cyl --episodes 200 --out runs/data/cyl
+    dexndm-train bc         --datasets runs/data/cyl --out runs/bc
+    dexndm-train export     --checkpoint runs/bc/generalist.pt --out src/dexndm_policy/models/generalist.onnx
+    dexndm-train evaluate   --policy src/dexndm_policy/models/generalist.onnx --episodes 50
+    dexndm-train evaluate-grid --policy ... --out runs/eval
+    dexndm-train convert-bags BAGS... OUT   (robot bags -> transition dataset, see dexndm_training.bags)
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from dexndm_training import bags
 
 
+def _env_args(p: argparse.ArgumentParser, num_envs: int = 64) -> None:
+    p.add_argument("--object", default="normal_cylinder", help="object set (normal_cylinder, ..., test_irregular)")
+    p.add_argument("--wrists", nargs="+", default=["palm_up"], help="wrist names, 'all' (six named) or 'random'")
+    p.add_argument("--axes", nargs="+", default=["z"], help="axis names or sets: principal, general, diagonal, all")
+    p.add_argument("--num-envs", type=int, default=num_envs)
+    p.add_argument("--episode-steps", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="physics threads")
+    p.add_argument("--torch-threads", type=int, default=1)
+
+
+def _env_config(args):
+    import torch
+
+    from dexndm_training.env import EnvConfig
+
+    torch.set_num_threads(max(1, args.torch_threads))
+    return EnvConfig(num_envs=args.num_envs, object=args.object, wrists=list(args.wrists), axes=list(args.axes),
+                     episode_steps=args.episode_steps, seed=args.seed, threads=args.threads,
+                     device=getattr(args, "device", "cpu"))
+
+
+def _policy(spec: str, env=None):
+    """A policy callable from 'zero', an .onnx file, a BC .pt file or a PPO run directory / checkpoint."""
+    from dexndm_training import rollout
+
+    path = Path(spec)
+    if spec == "zero":
+        return rollout.zero_policy
+    if not path.exists():
+        raise FileNotFoundError(f"policy {spec!r} not found: give 'zero', an .onnx file, a BC generalist.pt, or a "
+                                "PPO run directory holding model_*.pt checkpoints (dexndm-train ppo)")
+    if path.suffix == ".onnx":
+        return rollout.OnnxPolicy(path)
+    if path.suffix == ".pt" and "model_" not in path.name:
+        from dexndm_training.bc import load_generalist
+
+        return rollout.TorchPolicy(load_generalist(path))
+    if env is None:
+        raise ValueError(f"{spec}: a PPO specialist needs an environment to load against")
+    from dexndm_training.ppo import load_actor
+
+    return load_actor(path, env)
+
+
+def _add_ppo(sub) -> None:
+    p = sub.add_parser("ppo", help="train (or resume) a PPO specialist")
+    _env_args(p)
+    p.add_argument("--specialist", help="use the object category's preset (all wrists + random, principal and "
+                   "general axes): normal_cylinder, normal_cuboid, long_cuboid, small_cylinder, irregular")
+    p.add_argument("--run-dir", required=True, help="checkpoints, TensorBoard logs and run_config.json go here")
+    p.add_argument("--iterations", type=int, default=1000)
+    p.add_argument("--steps-per-env", type=int, default=32)
+    p.add_argument("--save-interval", type=int, default=25)
+    p.add_argument("--device", default="cpu", help="network device: cpu, cuda, cuda:N (physics runs on CPU)")
+    p.add_argument("--actor-groups", nargs="+", default=["policy"], help="observation groups of the actor")
+    p.add_argument("--no-resume", action="store_true")
+    p.set_defaults(func=_cmd_ppo)
+
+
+def _cmd_ppo(args) -> int:
+    from dexndm_training import ppo
+
+    if args.specialist:
+        if args.specialist not in ppo.SPECIALISTS:
+            raise ValueError(f"unknown specialist {args.specialist!r}; choose one of {', '.join(ppo.SPECIALISTS)}")
+        preset = ppo.SPECIALISTS[args.specialist]
+        args.object, args.wrists, args.axes = preset.object, list(preset.wrists), list(preset.axes)
+    env_cfg = _env_config(args)
+    cfg = ppo.PPOConfig(num_steps_per_env=args.steps_per_env, iterations=args.iterations, device=args.device,
+                        save_interval=args.save_interval, actor_groups=list(args.actor_groups), seed=args.seed)
+    ppo.train(env_cfg, cfg, args.run_dir, resume=not args.no_resume)
+    return 0
+
+
+def _add_collect(sub) -> None:
+    p = sub.add_parser("collect", help="keep a policy's episodes that survive all steps, as a dataset")
+    _env_args(p)
+    p.add_argument("--policy", required=True, help="PPO run directory or checkpoint, .onnx, BC .pt")
+    p.add_argument("--episodes", type=int, default=200)
+    p.add_argument("--out", required=True, help="new dataset directory")
+    p.add_argument("--max-rounds", type=int, default=100)
+    p.set_defaults(func=_cmd_collect)
+
+
+def _cmd_collect(args) -> int:
+    from dexndm_training.env import RotationEnv
+    from dexndm_training.rollout import collect
+
+    env = RotationEnv(_env_config(args))
+    path, stats = collect(env, _policy(args.policy, env), args.episodes, args.out, source=str(args.policy),
+                          max_rounds=args.max_rounds)
+    env.close()
+    print(f"dataset={path} kept={stats['kept']} tried={stats['tried']} success_rate={stats['success_rate']:.3f}")
+    return 0
+
+
+def _add_bc(sub) -> None:
+    p = sub.add_parser("bc", help="behaviour-clone the generalist from datasets (torchrun for several GPUs)")
+    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--blocks", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--all-episodes", action="store_true", help="also clone failed episodes")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_bc)
+
+
+def _cmd_bc(args) -> int:
+    from dexndm_training import bc
+
+    cfg = bc.BCConfig(width=args.width, blocks=args.blocks, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, device=args.device, datasets=list(args.datasets), seed=args.seed,
+                      only_successful=not args.all_episodes)
+    _, report = bc.train_bc(cfg, args.out)
+    print(f"bc_eval_mse={report['best_eval_mse']:.5f} zero_action_mse={report['zero_action_eval_mse']:.5f} "
+          f"train_rows={report['train_rows']} seconds={report['seconds']:.1f}")
+    return 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a BC generalist to ONNX (with a parity check)")
+    p.add_argument("--checkpoint", required=True, help="generalist.pt written by `bc`")
+    p.add_argument("--out", required=True, help="generalist.onnx; its training config goes beside it (generalist.json)")
+    p.add_argument("--config", nargs="*", default=[], help="extra JSON files merged into the training config")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    import torch
+
+    from dexndm_policy import contract
+    from dexndm_training import export
+    from dexndm_training.bc import load_generalist
+
+    model = load_generalist(args.checkpoint)
+    saved = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    bc_cfg = saved["config"]
+    config = {"network": "GeneralistPolicy", "width": bc_cfg["width"], "blocks": bc_cfg["blocks"], "trained": True,
+              "made_by": "dexndm-train export", "bc": bc_cfg}
+    for extra in args.config:
+        config[Path(extra).stem] = json.loads(Path(extra).read_text())
+    out = Path(args.out)
+    error = export.export_policy(model, contract.KIND_GENERALIST, out, config, ",".join(bc_cfg["datasets"]))
+    config["parity_error"] = error
+    out.with_suffix(".json").write_text(json.dumps(config, indent=1))
+    print(f"onnx={out} parity_max_abs_error={error:.2e} size_bytes={out.stat().st_size}")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="Rot and TTF of a policy vs the zero-action baseline, one condition")
+    p.add_argument("--policy", required=True, help=".onnx, BC .pt, PPO run dir/checkpoint, or 'zero'")
+    p.add_argument("--object", default="normal_cylinder")
+    p.add_argument("--axis", default="z")
+    p.add_argument("--wrist", default="palm_up")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--episode-steps", type=int, default=400)
+    p.add_argument("--seed", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="write the full result here")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args) -> int:
+    import torch
+
+    from dexndm_training import evaluate
+    from dexndm_training.env import EnvConfig, RotationEnv
+
+    torch.set_num_threads(1)
+    env = None
+    if Path(args.policy).is_dir() or Path(args.policy).name.startswith("model_"):
+        env = RotationEnv(EnvConfig(num_envs=args.episodes, object=args.object, wrists=[args.wrist], axes=[args.axis],
+                                    episode_steps=args.episode_steps, seed=args.seed, threads=args.threads))
+    result = evaluate.evaluate_rotation(_policy(args.policy, env), args.object, args.axis, args.wrist, args.episodes,
+                                        args.seed, args.episode_steps, args.threads)
+    result["policy_spec"] = args.policy
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    p, b = result["policy"], result["baseline"]
+    print(f"policy: rot {p['rot']:.3f} rad, ttf {p['ttf']:.3f}, rotp {p['rotp']:.3f} rad/s, go {p['go_success']:.2f}; "
+          f"zero action: rot {b['rot']:.3f} rad, ttf {b['ttf']:.3f} ({result['seconds']:.0f} s)")
+    print(result["line"])
+    return 0
+
+
+def _add_evaluate_grid(sub) -> None:
+    from dexndm_training import evaluate
+
+    p = sub.add_parser("evaluate-grid", help="the paper's metrics per object, wrist and axis set: table, JSON, plot")
+    p.add_argument("--policy", required=True, help=".onnx, BC .pt or 'zero'")
+    p.add_argument("--out", required=True, help="directory for evaluation.{json,md,png}")
+    p.add_argument("--objects", nargs="+", default=list(evaluate.TRAIN_OBJECTS + evaluate.TEST_OBJECTS))
+    p.add_argument("--wrists", nargs="+", default=list(evaluate.WRISTS))
+    p.add_argument("--axis-sets", nargs="+", default=list(evaluate.AXIS_SETS))
+    p.add_argument("--episodes", type=int, default=8, help="per (object, wrist, axis set) cell")
+    p.add_argument("--episode-steps", type=int, default=400)
+    p.add_argument("--seed", type=int, default=2000)
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=_cmd_evaluate_grid)
+
+
+def _cmd_evaluate_grid(args) -> int:
+    import numpy as np
+    import torch
+
+    from dexndm_training import evaluate
+
+    torch.set_num_threads(1)
+    rows = evaluate.evaluate_grid(_policy(args.policy), args.objects, args.wrists, args.axis_sets, args.episodes,
+                                  args.episode_steps, args.seed, args.threads)
+    paths = evaluate.write_report(rows, args.out, {"policy": args.policy, "episodes_per_cell": args.episodes,
+                                                   "episode_steps": args.episode_steps, "seed": args.seed})
+    print(evaluate.table(rows))
+    mean = lambda who, m: float(np.mean([r[who][m] for r in rows]))  # noqa: E731
+    print(f"json={paths['json']} plot={paths['plot']}")
+    print(f"rot_rad={mean('policy', 'rot'):.3f} ttf={mean('policy', 'ttf'):.3f} "
+          f"baseline_rot_rad={mean('baseline', 'rot'):.3f} baseline_ttf={mean('baseline', 'ttf'):.3f} "
+          f"cells={len(rows)} episodes={len(rows) * args.episodes}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dexndm-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_ppo, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
+        add(sub)
+    for action in sub.choices.values():
+        action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2
+    bags.register(sub)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dexndm-train", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    bags.register(subparsers)
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    return args.func(args)
+    if not getattr(args, "clean_errors", False):
+        return args.func(args)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as exc:
+        print(f"dexndm-train {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
