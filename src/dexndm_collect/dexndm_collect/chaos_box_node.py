@@ -14,11 +14,11 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import QuaternionStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
+from rclpy.task import Future
 from sensor_msgs.msg import JointState
 
 from dexndm_collect import bag, collector
@@ -37,18 +37,17 @@ class ChaosBoxNode(Node):
         self.p = {name: self.declare_parameter(name, value).value for name, value in PARAMETERS.items()}
         self.run: collector.CollectionRun | None = None
         self.finished, self.exit_code = threading.Event(), 0
-        self.goal_handle, self.cancel_requested, self.bar = None, False, None
-        io = MutuallyExclusiveCallbackGroup()
+        self.goal_handle, self.bar = None, None
+        self.run_finished: Future | None = None  # completed by on_tick when an action's run ends
         self.cmd_pub = self.create_publisher(HandCommand, bag.COMMAND_TOPIC, RELIABLE)
         self.event_pub = self.create_publisher(EpisodeEvent, bag.EPISODE_TOPIC, RELIABLE)
-        self.create_subscription(JointState, bag.STATE_TOPIC, self.on_state, RELIABLE, raw=True, callback_group=io)
+        self.create_subscription(JointState, bag.STATE_TOPIC, self.on_state, RELIABLE, raw=True)
         self.create_subscription(QuaternionStamped, WRIST_TOPIC, lambda raw: self._record(WRIST_TOPIC, raw),
-                                 RELIABLE, raw=True, callback_group=io)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, RELIABLE, raw=True,
-                                 callback_group=io)
-        self.create_timer(0.2, self.on_tick, callback_group=io)
+                                 RELIABLE, raw=True)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, RELIABLE, raw=True)
+        self.create_timer(0.2, self.on_tick)
         ActionServer(self, CollectEpisodes, "/dexndm/collect/run", self.execute, goal_callback=self.on_goal,
-                     cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=ReentrantCallbackGroup())
+                     cancel_callback=lambda _: CancelResponse.ACCEPT)
         if self.p["start_on_launch"]:
             try:
                 self.start(self.p)
@@ -105,8 +104,10 @@ class ChaosBoxNode(Node):
         if self.run is None:
             return
         self.run.check_timeout()
-        if self.cancel_requested:
+        if self.goal_handle is not None and self.goal_handle.is_cancel_requested:
             self.run.fail("canceled by the action client")
+        if self.run.done and self.run_finished is not None and not self.run_finished.done():
+            self.run_finished.set_result(True)
         if self.run.done and self.p["start_on_launch"] and not self.finished.is_set():
             if self.bar is not None:
                 self.bar.close()
@@ -130,19 +131,19 @@ class ChaosBoxNode(Node):
     def on_goal(self, goal):
         return GoalResponse.REJECT if self.run is not None and not self.run.done else GoalResponse.ACCEPT
 
-    def execute(self, goal_handle):
+    async def execute(self, goal_handle):
+        """Runs as a coroutine on the node's single thread: states keep flowing while it awaits the run."""
         g = goal_handle.request
-        self.goal_handle, self.cancel_requested = goal_handle, False
+        self.goal_handle = goal_handle
         try:
             run = self.start(collector.with_goal(self.p, g.episodes, g.source, g.source_path, g.wrist, g.seed,
                                                  g.noise_sigma, g.noise_probability))
         except (SourceError, bag.BagError) as err:
             goal_handle.abort()
             return CollectEpisodes.Result(success=False, message=str(err))
-        while not run.done:
-            self.cancel_requested = goal_handle.is_cancel_requested
-            threading.Event().wait(0.1)
-        self.goal_handle = None
+        self.run_finished = Future()
+        await self.run_finished
+        self.goal_handle = self.run_finished = None
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
         elif run.failure:
@@ -157,7 +158,8 @@ class ChaosBoxNode(Node):
 def main():
     rclpy.init()
     node = ChaosBoxNode()
-    executor = MultiThreadedExecutor(num_threads=3)
+    # One thread: MultiThreadedExecutor.spin_once in a loop busy-polls and starved the state callbacks.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         while rclpy.ok() and not (node.finished.is_set() and node.p["exit_when_done"]):
