@@ -8,6 +8,7 @@ with SIGINT, then SIGTERM, then SIGKILL.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -49,6 +50,14 @@ def node_command(spec: NodeSpec, params_dir: Path) -> list[str]:
     return cmd
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the CLI dies, even by SIGKILL, so no node is left orphaned (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def graph_environment() -> dict[str, str]:
     env = dict(os.environ)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -87,7 +96,7 @@ def run_graph(specs: list[NodeSpec], stop_timeout_s: float = 5.0) -> int:
             for spec, cmd in commands:
                 proc = subprocess.Popen(
                     cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if not spec.required else None,
-                    text=True, bufsize=1, start_new_session=True,
+                    text=True, bufsize=1, start_new_session=True, preexec_fn=_die_with_parent,
                 )
                 procs.append((spec, proc))
                 thread = threading.Thread(target=_pump, args=(proc.stdout, spec.name, spec.required), daemon=True)

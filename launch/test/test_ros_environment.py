@@ -107,3 +107,23 @@ def test_cli_refuses_unknown_arguments_and_apps():
     assert out.returncode == 2 and "unknown app" in out.stderr
     out = subprocess.run(["dexndm", "selfcheck", "count"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "name:=value" in out.stderr
+
+
+def test_nodes_die_with_a_killed_cli():
+    """A SIGKILLed `dexndm` (e.g. a timed-out test) must not leave its nodes running."""
+    proc = subprocess.Popen(["dexndm", "selfcheck", "count:=100000", "timeout:=60"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    children = []
+    while time.monotonic() < deadline and len(children) < 2:
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        time.sleep(0.1)
+    assert len(children) == 2, "the selfcheck graph did not start two nodes"
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.1)
+    alive = [pid for pid in children if Path(f"/proc/{pid}/status").exists()
+             and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()]
+    assert not alive, f"nodes {alive} outlived the killed CLI"
