@@ -29,7 +29,25 @@ class MotorModel(Protocol):
         """Put the motors at q (rad) with zero velocity."""
 
 
-class FirstOrderMotors:
+class _GoalAndTorque:
+    """Goal and torque registers shared by the motor models; each model defines _advance(now)."""
+
+    _goal: np.ndarray
+    _torque: np.ndarray
+
+    def _advance(self, now: float) -> None:
+        raise NotImplementedError
+
+    def set_goal(self, goal: np.ndarray, now: float) -> None:
+        self._advance(now)
+        self._goal = np.asarray(goal, dtype=float).copy()
+
+    def set_torque(self, enabled: np.ndarray, now: float) -> None:
+        self._advance(now)
+        self._torque = np.asarray(enabled, dtype=bool).copy()
+
+
+class FirstOrderMotors(_GoalAndTorque):
     """Position servos as a first-order lag: q -> goal with time constant tau (s), current ~ error.
 
     Enough for wire tests: positions move toward goals, are exact at rest, and current is
@@ -52,14 +70,6 @@ class FirstOrderMotors:
             self._q = np.where(self._torque, self._goal + (self._q - self._goal) * decay, self._q)
         self._t = now if self._t is None else max(self._t, now)
 
-    def set_goal(self, goal: np.ndarray, now: float) -> None:
-        self._advance(now)
-        self._goal = np.asarray(goal, dtype=float).copy()
-
-    def set_torque(self, enabled: np.ndarray, now: float) -> None:
-        self._advance(now)
-        self._torque = np.asarray(enabled, dtype=bool).copy()
-
     def state(self, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._advance(now)
         error = np.where(self._torque, self._goal - self._q, 0.0)
@@ -72,7 +82,7 @@ class FirstOrderMotors:
         self._t = now
 
 
-class PhysicsMotors:
+class PhysicsMotors(_GoalAndTorque):
     """Motors driven by the target world (dexndm_description.sim.BatchedHandSim, one env).
 
     Physics advances by wall clock: each 50 ms of monotonic time since start is one sim.step()
@@ -108,14 +118,6 @@ class PhysicsMotors:
                 self.sim.set_targets(np.where(self._torque, self._goal, q)[None, :])
                 self.sim.step()
                 self._ticks += 1
-
-    def set_goal(self, goal: np.ndarray, now: float) -> None:
-        self._advance(now)
-        self._goal = np.asarray(goal, dtype=float).copy()
-
-    def set_torque(self, enabled: np.ndarray, now: float) -> None:
-        self._advance(now)
-        self._torque = np.asarray(enabled, dtype=bool).copy()
 
     def state(self, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self._advance(now)
