@@ -48,10 +48,15 @@ def _policy(spec: str, env=None):
     if spec == "zero":
         return rollout.zero_policy
     if not path.exists():
-        raise FileNotFoundError(f"policy {spec!r} not found: give 'zero', an .onnx file, a BC generalist.pt, or a "
-                                "PPO run directory holding model_*.pt checkpoints (dexndm-train ppo)")
+        raise FileNotFoundError(f"policy {spec!r} not found: give 'zero', an .onnx file, a BC generalist.pt, a gait "
+                                "(gait.json or its directory, dexndm-train gait), or a PPO run directory holding "
+                                "model_*.pt checkpoints (dexndm-train ppo)")
     if path.suffix == ".onnx":
         return rollout.OnnxPolicy(path)
+    if path.suffix == ".json" or (path / "gait.json").is_file():
+        from dexndm_training.gait import Gait, GaitPolicy
+
+        return GaitPolicy(Gait.load(path if path.suffix == ".json" else path / "gait.json"))
     if path.suffix == ".pt" and "model_" not in path.name:
         from dexndm_training.bc import load_generalist
 
@@ -90,6 +95,34 @@ def _cmd_ppo(args) -> int:
     cfg = ppo.PPOConfig(num_steps_per_env=args.steps_per_env, iterations=args.iterations, device=args.device,
                         save_interval=args.save_interval, actor_groups=list(args.actor_groups), seed=args.seed)
     ppo.train(env_cfg, cfg, args.run_dir, resume=not args.no_resume)
+    return 0
+
+
+def _add_gait(sub) -> None:
+    p = sub.add_parser("gait", help="search a periodic finger gait with CEM (the specialist prior); resumes")
+    _env_args(p, num_envs=0)
+    p.add_argument("--out", required=True, help="directory for gait.json, history.json and the CEM state")
+    p.add_argument("--population", type=int, default=32)
+    p.add_argument("--worlds-per-candidate", type=int, default=4)
+    p.add_argument("--generations", type=int, default=100)
+    p.add_argument("--steps", type=int, default=200, help="control steps each candidate is scored over")
+    p.add_argument("--fall-penalty", type=float, default=3.0, help="rad of rotation one fall costs")
+    p.add_argument("--init", help="start around this gait.json instead of zero motion")
+    p.set_defaults(func=_cmd_gait)
+
+
+def _cmd_gait(args) -> int:
+    from dexndm_training import gait
+
+    env_cfg = _env_config(args)
+    cfg = gait.SearchConfig(population=args.population, worlds_per_candidate=args.worlds_per_candidate,
+                            generations=args.generations, steps=args.steps, fall_penalty=args.fall_penalty,
+                            seed=args.seed, env=env_cfg)
+    init = gait.Gait.load(args.init) if args.init else None
+    result = gait.search(cfg, args.out, init=init)
+    final = result["final"] or {}
+    print(f"gait={Path(args.out) / 'gait.json'} generations={result['generations']} "
+          f"rot_rad={final.get('mean_rot', float('nan')):.3f} fell={final.get('mean_fell', float('nan')):.2f}")
     return 0
 
 
@@ -250,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dexndm-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_ppo, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
+    for add in (_add_ppo, _add_gait, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
         add(sub)
     for action in sub.choices.values():
         action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2

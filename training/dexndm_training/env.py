@@ -103,11 +103,15 @@ class EnvConfig:
     joint_noise: float = 0.005  # rad, uniform +- on observed q
     disturbance_scale: float = 2.0  # force = scale x mass (N per kg)
     disturbance_probability: float = 0.25  # per step
+    disturbance_decay: float = 0.9  # the force is multiplied by this every step until re-drawn (1 = constant)
     randomize: bool = True  # object mass, friction, centre of mass at each reset (the sim draws them)
     grasp_candidates: int = 128  # poses tried when building the grasp cache
     grasp_noise: float = 0.04  # rad, uniform +- around the canonical pose
     grasp_hold_steps: int = 10  # control steps a candidate must hold the object
     grasp_max_drift: float = 0.03  # m the object may move while held
+    reset_attempts: int = 8  # grasps drawn per reset until the object lies within reset_max_distance
+    reset_max_distance: float = 0.085  # m from the grasp spot after the close (falling is FALL_DISTANCE = 0.1)
+    reset_max_speed: float = 0.05  # m/s of the object after the close
     seed: int = 0
     threads: int = 2
     device: str = "cpu"
@@ -151,6 +155,7 @@ class RotationEnv(VecEnv):
         self.axis_world = np.zeros((n, 3))
         self.force = np.zeros((n, 3))
         self.episode_length_buf = torch.zeros(n, dtype=torch.long)
+        self.reset_retries = 0  # resets that had to draw another grasp (object pushed out while closing)
         self.resets = 0  # episodes ended, over all worlds (drives the a_rot schedule)
         self.episode_return = np.zeros(n)
         self._object_bodies = [m.body("object").id for m in self.sim.models]
@@ -192,8 +197,7 @@ class RotationEnv(VecEnv):
         """Start new episodes in worlds `ids`: a grasp from the cache, a new axis, a new waypoint."""
         if len(ids) == 0:
             return
-        q0 = self.grasps[self.rng.integers(len(self.grasps), size=len(ids))]
-        self.sim.reset(ids, q=q0)
+        self._reset_into_grasps(ids)
         q = self.sim.q[ids]
         specs = [self.sim.object_specs[i] for i in ids]  # the sim re-drew mass and friction
         self._object_params[ids] = [[s.mass, s.friction, *s.extents] for s in specs]
@@ -209,6 +213,23 @@ class RotationEnv(VecEnv):
         self._apply_forces(ids)
         self.episode_length_buf[torch.as_tensor(ids)] = 0
         self.episode_return[ids] = 0.0
+
+    def _reset_into_grasps(self, ids: np.ndarray) -> None:
+        """Reset worlds ids into grasps drawn from the cache. The object is re-placed and the fingers close
+        on it at every reset, and a small or re-drawn object can be pushed out while they close: worlds
+        whose object ends farther than `reset_max_distance` from the grasp spot (or still moving faster than
+        `reset_max_speed`) draw another grasp, up to `reset_attempts` times (then the last try stands)."""
+        pending = np.asarray(ids)
+        for _ in range(max(1, self.cfg.reset_attempts)):
+            q0 = self.grasps[self.rng.integers(len(self.grasps), size=len(pending))]
+            self.sim.reset(pending, q=q0)
+            distance = np.linalg.norm(self.sim.object_pose[pending, :3] - self.sim.grasp_spot[pending], axis=1)
+            speed = np.linalg.norm(self.sim.object_linvel[pending], axis=1)
+            bad = (distance > self.cfg.reset_max_distance) | (speed > self.cfg.reset_max_speed)
+            self.reset_retries += int(np.count_nonzero(bad))
+            pending = pending[bad]
+            if len(pending) == 0:
+                return
 
     def set_axes(self, axes: np.ndarray) -> None:
         """Override the current axes (palm frame, [N, 3] or [3]) of every world, e.g. for evaluation."""
@@ -229,6 +250,9 @@ class RotationEnv(VecEnv):
         cfg = self.cfg
         if cfg.disturbance_scale <= 0 or cfg.disturbance_probability <= 0:
             return
+        if cfg.disturbance_decay != 1.0:
+            self.force *= cfg.disturbance_decay
+            self._apply_forces(np.arange(self.num_envs))
         ids = np.flatnonzero(self.rng.random(self.num_envs) < cfg.disturbance_probability)
         if len(ids) == 0:
             return

@@ -82,6 +82,8 @@ def rollout(env: RotationEnv, policy, axes: np.ndarray | None = None) -> Rollout
     if axes is not None:
         env.set_axes(axes)
         obs = env.get_observations()
+    if hasattr(policy, "bind"):  # a policy that reads the env's episode clock (gait.GaitPolicy)
+        policy.bind(env)
     n, steps, j = env.num_envs, env.cfg.episode_steps, 16
     rec = {k: np.zeros((n, steps, j)) for k in ("q", "target", "next_q")}
     quat = np.tile([0.0, 0.0, 0.0, 1.0], (n, steps + 1, 1))

@@ -1,0 +1,227 @@
+"""A periodic finger gait found by search: the specialist's prior where PPO alone is too slow.
+
+PPO from scratch did not find rotation on this machine's budget (docs/TRAINING.md: 9.6 M steps, Rot ~0). An
+open-loop gait is a much smaller search: every joint follows
+
+    a_t = clip(q_0 + r(t) (offset + amplitude sin(2 pi f t dt + phase)), limits),   r(t) = min(1, t / ramp)
+
+around the episode's grasp pose q_0, 16 x 3 + 1 = 49 numbers. The cross-entropy method (CEM) scores each
+candidate gait by the rotation about the axis it earns in the rotation env (full randomization, disturbance
+forces) minus a penalty per fall, and keeps the elite. The gait runs through the env's own action path: it
+asks for delta = clip(24 (a_t - a_{t-1}), -1, 1), so it obeys the generalist's rate limit, and its
+rollouts are ordinary successful episodes for `collect` and behaviour cloning.
+
+`search` checkpoints the CEM state every generation (resume with the same --out) and writes `gait.json`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dexndm_description import hand
+from dexndm_training.env import EnvConfig, RotationEnv
+
+log = logging.getLogger(__name__)
+
+NUM_JOINTS = hand.NUM_JOINTS
+#: Layout of a parameter vector: amplitude [16] rad, phase [16] rad, offset [16] rad, frequency Hz.
+PARAMETERS = 3 * NUM_JOINTS + 1
+FREQUENCY_RANGE = (0.2, 2.5)  # Hz
+
+
+@dataclass
+class Gait:
+    """One periodic gait around the grasp pose (see the module doc)."""
+
+    amplitude: list[float]
+    phase: list[float]
+    offset: list[float]
+    frequency: float
+    ramp_steps: int = 20
+
+    @classmethod
+    def from_vector(cls, v: np.ndarray, ramp_steps: int = 20) -> "Gait":
+        v = np.asarray(v, dtype=float)
+        if v.shape != (PARAMETERS,) or not np.all(np.isfinite(v)):
+            raise ValueError(f"a gait vector has {PARAMETERS} finite numbers, got shape {v.shape}")
+        j = NUM_JOINTS
+        return cls(v[:j].tolist(), v[j:2 * j].tolist(), v[2 * j:3 * j].tolist(),
+                   float(np.clip(v[3 * j], *FREQUENCY_RANGE)), ramp_steps)
+
+    def vector(self) -> np.ndarray:
+        return np.concatenate([self.amplitude, self.phase, self.offset, [self.frequency]])
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Gait":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"gait file {path} not found: run `dexndm-train gait --out DIR` first")
+        data = json.loads(path.read_text())
+        gait = data.get("gait", data)
+        for key, width in (("amplitude", NUM_JOINTS), ("phase", NUM_JOINTS), ("offset", NUM_JOINTS)):
+            if len(gait.get(key, [])) != width:
+                raise ValueError(f"{path}: gait.{key} must hold {width} numbers")
+        return cls(**{k: gait[k] for k in ("amplitude", "phase", "offset", "frequency", "ramp_steps") if k in gait})
+
+
+def gait_targets(params: np.ndarray, base: np.ndarray, step: np.ndarray, dt: float, ramp_steps: int) -> np.ndarray:
+    """a_t [N, 16] of gait vectors params [N, 49] around grasp poses base [N, 16] at episode steps step [N]."""
+    j = NUM_JOINTS
+    amp, phase, offset = params[:, :j], params[:, j:2 * j], params[:, 2 * j:3 * j]
+    freq = np.clip(params[:, 3 * j], *FREQUENCY_RANGE)[:, None]
+    t = np.asarray(step, dtype=float)[:, None]
+    ramp = np.minimum(1.0, t / max(ramp_steps, 1))
+    return hand.clip_to_limits(base + ramp * (offset + amp * np.sin(2 * np.pi * freq * t * dt + phase)))
+
+
+class GaitPolicy:
+    """A gait (or one gait vector per world) as a policy callable for `rollout`/`collect`/`evaluate`.
+
+    It needs the env's episode clock and grasp poses: rollout() calls bind(env) after resetting."""
+
+    def __init__(self, gait: Gait | np.ndarray, ramp_steps: int | None = None):
+        if isinstance(gait, Gait):
+            self.params = gait.vector()[None]
+            self.ramp_steps = gait.ramp_steps if ramp_steps is None else ramp_steps
+        else:
+            self.params = np.atleast_2d(np.asarray(gait, dtype=float))
+            self.ramp_steps = 20 if ramp_steps is None else ramp_steps
+        self.env: RotationEnv | None = None
+        self.base: np.ndarray | None = None
+
+    def bind(self, env: RotationEnv) -> None:
+        if len(self.params) not in (1, env.num_envs):
+            raise ValueError(f"{len(self.params)} gait vectors for {env.num_envs} worlds")
+        self.env = env
+        self.base = env.previous_target.copy()
+
+    def __call__(self, obs) -> torch.Tensor:
+        env = self.env
+        if env is None:
+            raise RuntimeError("GaitPolicy.bind(env) first (rollout() does it)")
+        step = env.episode_length_buf.numpy()
+        fresh = step == 0  # a new episode started: its grasp pose is a_{-1}
+        self.base[fresh] = env.previous_target[fresh]
+        params = np.broadcast_to(self.params, (env.num_envs, PARAMETERS))
+        target = gait_targets(params, self.base, step, env.dt, self.ramp_steps)
+        delta = np.clip((target - env.previous_target) / hand.ACTION_SCALE, -1.0, 1.0)
+        return torch.as_tensor(delta, dtype=torch.float32)
+
+
+@dataclass
+class SearchConfig:
+    """Settings of the cross-entropy search."""
+
+    population: int = 32  # candidate gaits per generation
+    worlds_per_candidate: int = 4
+    generations: int = 100
+    steps: int = 200  # control steps each candidate is scored over
+    elite_fraction: float = 0.25
+    smoothing: float = 0.3  # weight of the previous mean/std in the update
+    fall_penalty: float = 3.0  # rad of rotation a fall costs in the score
+    init_amplitude: float = 0.4  # rad, initial std of amplitudes
+    init_offset: float = 0.3  # rad, initial std of offsets
+    init_frequency: float = 1.0  # Hz, initial mean
+    min_std: float = 0.005
+    ramp_steps: int = 20
+    seed: int = 0
+    env: EnvConfig = field(default_factory=EnvConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def score_gaits(env: RotationEnv, params: np.ndarray, worlds_per_candidate: int, steps: int, ramp_steps: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rotation about the axis (rad, while alive), fall fraction and off-axis rotation of each candidate
+    [P, 49], each run on worlds_per_candidate fresh episodes."""
+    n = env.num_envs
+    policy = GaitPolicy(np.repeat(params, worlds_per_candidate, axis=0), ramp_steps)
+    obs = env.reset()
+    policy.bind(env)
+    alive = np.ones(n, dtype=bool)
+    rot, fell, off_axis = np.zeros(n), np.zeros(n), np.zeros(n)
+    for _ in range(steps):
+        obs, _, done, _ = env.step(policy(obs))
+        w = env.last_step["angvel"]
+        along = np.sum(w * env.axis_world, axis=1)
+        rot += alive * along * env.dt
+        off_axis += alive * np.linalg.norm(w - along[:, None] * env.axis_world, axis=1) * env.dt
+        fell += alive * env.last_step["fallen"]
+        alive &= ~done.numpy()
+    shape = (len(params), worlds_per_candidate)
+    return rot.reshape(shape).mean(1), fell.reshape(shape).mean(1), off_axis.reshape(shape).mean(1)
+
+
+def search(cfg: SearchConfig, out: str | os.PathLike, init: Gait | None = None, progress: bool = True) -> dict:
+    """CEM over gait vectors; resumes from out/cem_state.npz; writes out/gait.json (the final mean) and
+    out/history.json (per generation). Returns the gait.json contents."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "cem_state.npz"
+    env_cfg = cfg.env
+    env_cfg.num_envs = cfg.population * cfg.worlds_per_candidate
+    j = NUM_JOINTS
+    if state_path.exists():
+        state = np.load(state_path)
+        mean, std, start = state["mean"], state["std"], int(state["generation"])
+        rng = np.random.default_rng([cfg.seed, start])
+        history = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else []
+        log.info("resuming the gait search at generation %d from %s", start, state_path)
+    else:
+        mean = np.zeros(PARAMETERS)
+        mean[3 * j] = cfg.init_frequency
+        std = np.concatenate([np.full(j, cfg.init_amplitude), np.full(j, np.pi / 2), np.full(j, cfg.init_offset),
+                              [0.3]])
+        if init is not None:
+            mean = init.vector()
+            std = std * 0.5
+        start, history = 0, []
+        rng = np.random.default_rng([cfg.seed, 0])
+    env = RotationEnv(env_cfg)
+    began = time.time()
+    elite_count = max(2, int(round(cfg.population * cfg.elite_fraction)))
+    try:
+        for gen in range(start, cfg.generations):
+            t0 = time.time()
+            pop = mean + std * rng.normal(size=(cfg.population, PARAMETERS))
+            pop[0] = mean  # the current mean is always scored: the history shows its progress
+            rot, fell, off = score_gaits(env, pop, cfg.worlds_per_candidate, cfg.steps, cfg.ramp_steps)
+            score = rot - cfg.fall_penalty * fell
+            elite = pop[np.argsort(-score)[:elite_count]]
+            mean = cfg.smoothing * mean + (1 - cfg.smoothing) * elite.mean(0)
+            std = cfg.smoothing * std + (1 - cfg.smoothing) * elite.std(0) + cfg.min_std
+            row = {"generation": gen, "mean_rot": float(rot[0]), "mean_fell": float(fell[0]),
+                   "best_rot": float(rot[np.argmax(score)]), "population_rot": float(np.mean(rot)),
+                   "population_fell": float(np.mean(fell)), "frequency": float(mean[3 * j]),
+                   "seconds": time.time() - t0}
+            history.append(row)
+            np.savez(state_path.with_suffix(".tmp.npz"), mean=mean, std=std, generation=gen + 1)
+            os.replace(state_path.with_suffix(".tmp.npz"), state_path)
+            (out / "history.json").write_text(json.dumps(history))
+            result = _write_gait(out, mean, cfg, history)  # every generation: a crash keeps the latest
+            if progress:
+                left = (cfg.generations - gen - 1) * (time.time() - began) / (gen - start + 1)
+                print(f"gait gen {gen + 1}/{cfg.generations}: mean gait rot {rot[0]:+.3f} rad, fell {fell[0]:.2f}; "
+                      f"best rot {row['best_rot']:+.3f}; population rot {row['population_rot']:+.3f}, fell "
+                      f"{row['population_fell']:.2f}; f {mean[3 * j]:.2f} Hz; {row['seconds']:.1f} s, ETA {left:.0f} s",
+                      flush=True)
+    finally:
+        env.close()
+    return _write_gait(out, mean, cfg, history)
+
+
+def _write_gait(out: Path, mean: np.ndarray, cfg: SearchConfig, history: list[dict]) -> dict:
+    result = {"gait": asdict(Gait.from_vector(mean, cfg.ramp_steps)), "search": cfg.to_dict(),
+              "generations": len(history), "final": history[-1] if history else None}
+    tmp = out / "gait.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, out / "gait.json")
+    return result
