@@ -33,3 +33,15 @@ def test_default_generalist_evaluation_is_against_a_zero_action_baseline():
     assert list(fields) == ["rot_rad", "ttf", "baseline_rot_rad", "baseline_ttf", "episodes"]
     assert abs(float(fields["rot_rad"]) - result["policy"]["rot"]) <= 5.1e-4
     assert abs(float(fields["baseline_ttf"]) - result["baseline"]["ttf"]) <= 5.1e-4
+
+
+def test_default_generalist_turns_the_cylinder_more_than_holding_still():
+    """Behaviour, not just files: the committed model against zero action on the same fresh episodes."""
+    from dexndm_training import evaluate
+    from dexndm_training.rollout import OnnxPolicy
+
+    result = evaluate.evaluate_rotation(OnnxPolicy(MODELS / "generalist.onnx"), episodes=16, seed=77,
+                                        episode_steps=200, threads=2)
+    policy, baseline = result["policy"], result["baseline"]
+    assert policy["rot"] > baseline["rot"] + 0.05, result["line"]
+    assert policy["ttf"] >= baseline["ttf"] - 0.05, result["line"]

@@ -38,6 +38,8 @@ class Sink(Protocol):
 
     def log(self, level: str, message: str) -> None: ...
 
+    # optional: def closed(self) -> bool, True once the sink can no longer publish (ROS context shut down)
+
 
 @dataclass
 class DriverConfig:
@@ -174,6 +176,9 @@ class HandDriver:
             else:
                 self._run_wall_clock()
         except Exception as err:  # the loop must never die silently
+            closed = getattr(self.sink, "closed", None)
+            if callable(closed) and closed():
+                return  # a signal shut the ROS context down before stop(): a normal exit (torque off below)
             self.stats.last_error = f"driver loop failed: {err!r}"
             try:
                 self.sink.log("error", self.stats.last_error)

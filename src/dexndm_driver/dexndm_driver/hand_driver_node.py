@@ -100,6 +100,10 @@ class HandDriverNode(Node):
                                                values=[KeyValue(key=k, value=v) for k, v in s.values.items()]))
         self.pub_diag.publish(msg)
 
+    def closed(self) -> bool:
+        """True once the ROS context is shut down (SIGINT/SIGTERM): publishing can only fail from then on."""
+        return not self.context.ok()
+
     def log(self, level: str, message: str) -> None:
         logger = self.get_logger()
         if level == "info":

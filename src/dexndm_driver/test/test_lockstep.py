@@ -117,3 +117,30 @@ def test_emulated_bus_with_physics_moves_the_simulated_hand(sink):
     assert pose is not None and pose.shape == (7,)
     assert backend.physics.dropped_ticks == 0
     assert np.any(np.abs(sink.states[-1][1].effort) > 0), "servo current must come from the physics"
+
+
+def test_a_shut_down_sink_ends_the_loop_quietly_with_torque_off(sink):
+    """SIGINT shuts the ROS context down before the node calls stop(): the next publish fails. That is a
+    normal exit (no 'driver loop failed' error), and the shutdown path still runs."""
+
+    class ClosingSink(type(sink)):
+        is_closed = False
+
+        def closed(self):
+            return self.is_closed
+
+        def state(self, reading, stamp_ns):
+            if self.is_closed:
+                raise RuntimeError("Failed to publish: publisher's context is invalid")
+            super().state(reading, stamp_ns)
+
+    closing = ClosingSink()
+    driver, backend, stop = run_driver(closing, DriverConfig(realtime_factor=1.0, use_sim_time=True))
+    try:
+        assert wait_for(lambda: len(closing.states) >= 3, timeout=20.0)
+        closing.is_closed = True
+        assert wait_for(lambda: not driver._thread.is_alive(), timeout=10.0)
+    finally:
+        stop()
+    assert not [m for level, m in closing.logs if level == "error"], closing.logs
+    assert driver.stats.last_error == "" and driver.stats.state == "finalized"
