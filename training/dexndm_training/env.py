@@ -158,7 +158,6 @@ class RotationEnv(VecEnv):
         self.reset_retries = 0  # resets that had to draw another grasp (object pushed out while closing)
         self.resets = 0  # episodes ended, over all worlds (drives the a_rot schedule)
         self.episode_return = np.zeros(n)
-        self._object_bodies = [m.body("object").id for m in self.sim.models]
         self._object_params = np.zeros((n, 5))
         self.grasps = self.build_grasp_cache()
         self.reset_envs(np.arange(n))
@@ -210,7 +209,7 @@ class RotationEnv(VecEnv):
         self.privileged_history[ids] = np.concatenate([q, q], axis=1)[:, None, :]
         self.waypoints.reset(self.sim.object_pose[ids, 3:], self.axis_world[ids], env_ids=ids)
         self.force[ids] = 0.0
-        self._apply_forces(ids)
+        self.sim.set_object_force(self.force)
         self.episode_length_buf[torch.as_tensor(ids)] = 0
         self.episode_return[ids] = 0.0
 
@@ -242,25 +241,18 @@ class RotationEnv(VecEnv):
     def _noise(self, rows: int) -> np.ndarray:
         return self.rng.uniform(-self.cfg.joint_noise, self.cfg.joint_noise, size=(rows, hand.NUM_JOINTS))
 
-    def _apply_forces(self, ids: np.ndarray) -> None:
-        for i in ids:
-            self.sim.datas[i].xfrc_applied[self._object_bodies[i], :3] = self.force[i]
-
     def _resample_disturbance(self) -> None:
         cfg = self.cfg
         if cfg.disturbance_scale <= 0 or cfg.disturbance_probability <= 0:
             return
-        if cfg.disturbance_decay != 1.0:
-            self.force *= cfg.disturbance_decay
-            self._apply_forces(np.arange(self.num_envs))
+        self.force *= cfg.disturbance_decay
         ids = np.flatnonzero(self.rng.random(self.num_envs) < cfg.disturbance_probability)
-        if len(ids) == 0:
-            return
-        direction = self.rng.normal(size=(len(ids), 3))
-        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-        mass = np.array([self.sim.object_specs[i].mass for i in ids])
-        self.force[ids] = cfg.disturbance_scale * mass[:, None] * direction
-        self._apply_forces(ids)
+        if len(ids):
+            direction = self.rng.normal(size=(len(ids), 3))
+            direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+            mass = np.array([self.sim.object_specs[i].mass for i in ids])
+            self.force[ids] = cfg.disturbance_scale * mass[:, None] * direction
+        self.sim.set_object_force(self.force)  # one write per step, decayed and re-drawn forces together
 
     # ------------------------------------------------------------------------------- VecEnv
     def get_observations(self) -> TensorDict:

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ NUM_JOINTS = hand.NUM_JOINTS
 #: Layout of a parameter vector: amplitude [16] rad, phase [16] rad, offset [16] rad, frequency Hz.
 PARAMETERS = 3 * NUM_JOINTS + 1
 FREQUENCY_RANGE = (0.2, 2.5)  # Hz
+RAMP_STEPS = 20  # control steps over which a gait eases in from the grasp pose
 
 
 @dataclass
@@ -44,10 +45,10 @@ class Gait:
     phase: list[float]
     offset: list[float]
     frequency: float
-    ramp_steps: int = 20
+    ramp_steps: int = RAMP_STEPS
 
     @classmethod
-    def from_vector(cls, v: np.ndarray, ramp_steps: int = 20) -> "Gait":
+    def from_vector(cls, v: np.ndarray, ramp_steps: int = RAMP_STEPS) -> "Gait":
         v = np.asarray(v, dtype=float)
         if v.shape != (PARAMETERS,) or not np.all(np.isfinite(v)):
             raise ValueError(f"a gait vector has {PARAMETERS} finite numbers, got shape {v.shape}")
@@ -92,7 +93,7 @@ class GaitPolicy:
             self.ramp_steps = gait.ramp_steps if ramp_steps is None else ramp_steps
         else:
             self.params = np.atleast_2d(np.asarray(gait, dtype=float))
-            self.ramp_steps = 20 if ramp_steps is None else ramp_steps
+            self.ramp_steps = RAMP_STEPS if ramp_steps is None else ramp_steps
         self.env: RotationEnv | None = None
         self.base: np.ndarray | None = None
 
@@ -130,7 +131,7 @@ class SearchConfig:
     init_offset: float = 0.3  # rad, initial std of offsets
     init_frequency: float = 1.0  # Hz, initial mean
     min_std: float = 0.005
-    ramp_steps: int = 20
+    ramp_steps: int = RAMP_STEPS
     seed: int = 0
     env: EnvConfig = field(default_factory=EnvConfig)
 
@@ -166,8 +167,7 @@ def search(cfg: SearchConfig, out: str | os.PathLike, init: Gait | None = None, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "cem_state.npz"
-    env_cfg = cfg.env
-    env_cfg.num_envs = cfg.population * cfg.worlds_per_candidate
+    env_cfg = replace(cfg.env, num_envs=cfg.population * cfg.worlds_per_candidate)
     j = NUM_JOINTS
     if state_path.exists():
         state = np.load(state_path)

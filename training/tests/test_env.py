@@ -74,7 +74,8 @@ def test_disturbance_force_is_two_times_mass_on_the_object(env):
     assert live.any()
     masses = np.array([s.mass for s in env.sim.object_specs])
     np.testing.assert_allclose(np.linalg.norm(env.force[live], axis=1), 2.0 * masses[live], rtol=1e-9)
-    applied = np.array([d.xfrc_applied[b, :3] for d, b in zip(env.sim.datas, env._object_bodies)])
+    bodies = [m.body("object").id for m in env.sim.models]
+    applied = np.array([d.xfrc_applied[b, :3] for d, b in zip(env.sim.datas, bodies)])
     np.testing.assert_allclose(applied, env.force)
     env.cfg.disturbance_probability = 0.25
 
