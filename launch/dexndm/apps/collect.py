@@ -8,6 +8,7 @@ Rerun the same command on the same output to resume after a crash. The last line
 """
 from __future__ import annotations
 
+from dexndm import viz
 from dexndm.graph import Argument, ArgumentError, NodeSpec, as_bool, as_float
 
 ARGUMENTS = (
@@ -30,6 +31,7 @@ ARGUMENTS = (
     Argument("min_free_mb", "200", "stop before an episode when less disk space is free (MB)"),
     Argument("state_timeout", "5.0", "stop when the driver sends no joint state for this long (s)"),
     Argument("progress", "true", "show a progress bar on stderr"),
+    *viz.ARGUMENTS,
 )
 
 
@@ -59,7 +61,10 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
         "state_timeout": as_float(args["state_timeout"], "state_timeout"),
         "start_on_launch": True, "exit_when_done": True, "progress_bar": as_bool(args["progress"], "progress"),
     }
+    viewer = viz.viewer_nodes(args, str(args["output"]).rstrip("/") + ".rrd", "collect",
+                              args["object"] if args["scene"] == "grasp" else "none", args["wrist"])
     return [
         NodeSpec("dexndm_driver", "hand_driver", "hand_driver", parameters=driver),
         NodeSpec("dexndm_collect", "chaos_box", "chaos_box", parameters=collector, required=True),
+        *viewer,
     ]

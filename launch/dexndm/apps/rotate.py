@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dexndm import viz
 from dexndm.graph import Argument, ArgumentError, NodeSpec, as_bool, as_float
 
 HARDWARE = ("sim", "emulated", "dynamixel")
@@ -24,6 +25,7 @@ ARGUMENTS = (
     Argument("duration", "20.0", "run length in seconds of the driver's clock (sim seconds in simulation)"),
     Argument("plot", "output/rotate.png", "where to save the plot (PNG; empty: no plot)"),
     Argument("port", "/dev/ttyUSB0", "serial port of the U2D2 (hardware:=dynamixel)"),
+    *viz.ARGUMENTS,
 )
 
 
@@ -58,8 +60,11 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
               # Sim stamps are sim time, not comparable with the node's clock; hardware stamps are wall time.
               "max_state_age": 0.0 if hardware == "sim" else 0.25}
     monitor = {"duration": duration, "plot": args["plot"], "axis": args["axis"], "wrist": args["wrist"]}
+    viewer = viz.viewer_nodes(args, viz.beside(args["plot"], "output/rotate.rrd"), "rotate",
+                              args["object"] if hardware != "dynamixel" else "none", args["wrist"], args["axis"])
     return [
         NodeSpec("dexndm_driver", "hand_driver", "hand_driver", parameters=driver),
         NodeSpec("dexndm_policy", "rotation_policy", "rotation_policy", parameters=policy),
         NodeSpec("dexndm_policy", "rotation_monitor", "rotation_monitor", parameters=monitor, required=True),
+        *viewer,
     ]

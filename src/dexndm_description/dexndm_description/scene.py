@@ -106,13 +106,22 @@ def _object_xml(spec: ObjectSpec, cfg: WorldConfig, pos, quat_wxyz) -> tuple[str
     return asset, body
 
 
+def hand_model(quat_xyzw=(0.0, 0.0, 0.0, 1.0)) -> mujoco.MjModel:
+    """The bare hand (no world, no actuators): the `palm` body at the origin turned by quat_xyzw.
+
+    The same body tree, collision geoms and colours as every scene; with the default identity the
+    model's world frame is the palm frame (viewers place it by forward kinematics).
+    """
+    xml = f"""<mujoco><compiler angle="radian" autolimits="true"/>{_defaults(WorldConfig.source())}<worldbody>
+{mjcf.hand_body_xml(quat_wxyz=xyzw_to_wxyz(quat_xyzw))}</worldbody></mujoco>"""
+    return mujoco.MjModel.from_xml_string(xml)
+
+
 @functools.lru_cache(maxsize=64)
 def hand_bounds(quat_xyzw: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     """World-axis bounding box (min, max, m, relative to the palm origin) of the hand's geoms in the
     canonical pose under wrist orientation quat_xyzw."""
-    xml = f"""<mujoco><compiler autolimits="true"/>{_defaults(WorldConfig.source())}<worldbody>
-{mjcf.hand_body_xml(quat_wxyz=xyzw_to_wxyz(quat_xyzw))}</worldbody></mujoco>"""
-    model = mujoco.MjModel.from_xml_string(xml)
+    model = hand_model(quat_xyzw)
     data = mujoco.MjData(model)
     for i, name in enumerate(hand.JOINT_NAMES):
         data.qpos[model.jnt_qposadr[model.joint(name).id]] = hand.CANONICAL_POSE[i]

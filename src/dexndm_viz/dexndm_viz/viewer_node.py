@@ -1,0 +1,123 @@
+"""rerun_viewer: logs the runtime topics to rerun (dexndm_viz.recorder); never publishes anything.
+
+Runs at `nice` (10) so that on a loaded machine the control loop gets the CPU first; subscriptions are
+keep-last (never blocking a publisher) and deep enough for an unpaced simulation between flushes.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import sys
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, QuaternionStamped
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+
+from dexndm_msgs.msg import EpisodeEvent, HandCommand, PolicyStep
+from dexndm_viz.layout import default_blueprint
+from dexndm_viz.recorder import HandRecorder
+from dexndm_viz.viewers import VizError, open_recording
+
+RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+ANY = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
+EVENTS = {EpisodeEvent.START: "START", EpisodeEvent.END: "END", EpisodeEvent.ABORT: "ABORT"}
+TIMESTAMP_AFTER_S = 1e8  # stamps later than this (~3 years after 1970) are wall clock, earlier ones sim time
+
+
+def ns(stamp) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+class ViewerNode(Node):
+    def __init__(self):
+        super().__init__("rerun_viewer")
+        p = {name: self.declare_parameter(name, default).value for name, default in (
+            ("mode", "rerun"), ("recording", "output/rotate.rrd"), ("web_port", 9090), ("object", "none"),
+            ("wrist", "palm_up"), ("axis", "z"), ("name", "dexndm"), ("flush_period", 0.25), ("nice", 10))}
+        if p["nice"]:
+            os.nice(int(p["nice"]))
+        self.stream, self.viewer = open_recording(p["mode"], p["recording"], "dexndm", p["name"], default_blueprint(),
+                                                  int(p["web_port"]))
+        obj = None if p["object"].strip().lower() in ("", "none") else p["object"].strip()
+        self.recorder = HandRecorder(self.stream, obj, p["wrist"], p["axis"])
+        self.ticks = 0
+        self.clock_kind: str | None = None
+        self.state_written: collections.OrderedDict[int, float] = collections.OrderedDict()  # stamp -> DDS source s
+        self.create_subscription(JointState, "/leap_hand/joint_states", self.on_state, RELIABLE)
+        self.create_subscription(HandCommand, "/leap_hand/command", self.on_command, RELIABLE)
+        self.create_subscription(PolicyStep, "/dexndm/policy/step", lambda m: self.recorder.add_step(
+            ns(m.state_stamp), m.base_target, m.residual, m.executed_target, m.axis, m.inference_ms), RELIABLE)
+        self.create_subscription(PoseStamped, "/sim/object_pose", lambda m: self.recorder.add_object_pose(
+            ns(m.header.stamp), [m.pose.position.x, m.pose.position.y, m.pose.position.z],
+            [m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w]), RELIABLE)
+        self.create_subscription(QuaternionStamped, "/dexndm/wrist_orientation", lambda m: self.recorder.set_wrist(
+            [m.quaternion.x, m.quaternion.y, m.quaternion.z, m.quaternion.w]), ANY)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, RELIABLE)
+        self.create_subscription(EpisodeEvent, "/dexndm/collect/episode", self.on_episode, RELIABLE)
+        self.create_timer(p["flush_period"], self.recorder.flush)
+        self.mode = p["mode"]
+        where = [f"recording to {Path(p['recording']).resolve()}"] if p["recording"] else []
+        if self.viewer is not None:
+            where.append(("web viewer at " if p["mode"] == "web" else "native viewer on ") + self.viewer.url)
+        print(f"rerun_viewer: {'; '.join(where)}", file=sys.stderr, flush=True)
+
+    def on_state(self, msg: JointState, info) -> None:
+        stamp = ns(msg.header.stamp)
+        if self.clock_kind is None:
+            self.clock_kind = "timestamp" if stamp * 1e-9 > TIMESTAMP_AFTER_S else "duration"
+        self.state_written[stamp] = info.get("source_timestamp", 0) * 1e-9
+        while len(self.state_written) > 1000:
+            self.state_written.popitem(last=False)
+        self.recorder.add_state((("tick", "sequence", self.ticks), ("driver_time", self.clock_kind, stamp * 1e-9)),
+                                stamp, msg.position)
+        self.ticks += 1
+
+    def on_command(self, msg: HandCommand, info) -> None:
+        stamp = ns(msg.state_stamp)
+        written, received = self.state_written.get(stamp), info.get("received_timestamp", 0) * 1e-9
+        latency = 1e3 * (received - written) if written and received else float("nan")
+        self.recorder.add_command(stamp, msg.position, latency)
+
+    def on_diagnostics(self, msg: DiagnosticArray) -> None:
+        self.recorder.log_diagnostics([(s.level[0] if isinstance(s.level, bytes) else int(s.level), s.name, s.message,
+                                        {kv.key: kv.value for kv in s.values}) for s in msg.status])
+
+    def on_episode(self, msg: EpisodeEvent) -> None:
+        times = self.recorder.latest_times
+        if times is not None:
+            text = f"episode {msg.episode} {EVENTS.get(msg.event, msg.event)} after {msg.steps} steps"
+            self.recorder.log_event(times, text + (f": {msg.reason}" if msg.reason else ""),
+                                    "WARN" if msg.event == EpisodeEvent.ABORT else "INFO")
+
+    def close(self) -> None:
+        self.recorder.flush(final=True)
+        self.stream.flush()
+        self.stream.disconnect()
+        s = self.recorder.stats
+        print(f"rerun_viewer: logged {s.rows_sent} states ({s.states} received), {s.commands} commands, {s.steps} policy "
+              f"steps, {s.poses} object poses, {s.unmatched} unmatched; flush mean "
+              f"{s.flush_ms_total / max(s.flushes, 1):.1f} ms max {s.flush_ms_max:.1f} ms", file=sys.stderr, flush=True)
+        if self.viewer is not None and self.mode == "web":  # a native window stays open for the user
+            self.viewer.stop()
+
+
+def main() -> None:
+    rclpy.init()
+    try:
+        node = ViewerNode()
+    except VizError as err:
+        print(f"rerun_viewer: {err}", file=sys.stderr)
+        rclpy.try_shutdown()
+        sys.exit(2)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        node.destroy_node()
+        rclpy.try_shutdown()
