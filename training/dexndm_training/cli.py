@@ -7,6 +7,7 @@
     dexndm-train evaluate   --policy src/dexndm_policy/models/generalist.onnx --episodes 50
     dexndm-train evaluate-grid --policy ... --out runs/eval
     dexndm-train convert-bags BAGS... OUT   (robot bags -> transition dataset, see dexndm_training.bags)
+    dexndm-train view-bag BAG               (a bag as a rerun recording, one timeline per episode)
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from dexndm_training import bags
+from dexndm_training import bags, view_bag
 
 
 def _env_args(p: argparse.ArgumentParser, num_envs: int = 64) -> None:
@@ -288,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     for action in sub.choices.values():
         action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2
     bags.register(sub)
+    view_bag.register(sub)
     return parser
 
 

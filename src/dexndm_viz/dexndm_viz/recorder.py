@@ -17,8 +17,9 @@ Entities (palm frame = `/world/palm`, world z up, lengths m, angles rad):
 
 Rows are keyed by the joint state's stamp: the command, policy step and object pose answering a state
 (same stamp) join its row. Rows are buffered and sent as columns (`send_columns`, one call per entity
-per flush), so a 20 Hz graph costs a few dozen calls per flush, not per tick. A row is sent once a newer
-state exists (its answers have come: one command per state), or at `flush(final=True)`. Timelines are
+per flush), so a 20 Hz graph costs a few dozen calls per flush, not per tick. A row is sent once it is
+complete (its command, and its policy step and object pose when the graph has those), when
+`MAX_PENDING_ROWS` newer rows wait behind it (an answer that never came), or at `flush(final=True)`. Timelines are
 the caller's: `Times` is a tuple of (timeline, kind, value) with kind sequence | duration (s) | timestamp (s).
 """
 from __future__ import annotations
@@ -47,6 +48,7 @@ TIMING_SERIES = ("state->command latency (ms)", "inference (ms)")
 OBJECT_RGBA = (217, 115, 38, 230)
 AXIS_LENGTH = 0.1  # m, drawn length of the rotation axis arrow
 _DIAG_LEVELS = {0: "INFO", 1: "WARN", 2: "ERROR", 3: "ERROR"}
+MAX_PENDING_ROWS = 40  # a row still missing an answer is sent anyway once this many newer rows wait
 
 
 def slug(text: str) -> str:
@@ -251,8 +253,12 @@ class HandRecorder:
     def flush(self, final: bool = False) -> int:
         """Send the complete rows (all when final) as columns; returns how many rows were sent."""
         started = time.perf_counter()
-        stamps = [s for s in self._rows if final or s != self._newest]
-        rows = [self._rows.pop(s) for s in stamps]
+        pending = list(self._rows)
+        count = len(pending) if final else 0
+        while count < len(pending) and (self._complete(self._rows[pending[count]])
+                                        or len(pending) - count > MAX_PENDING_ROWS):
+            count += 1
+        rows = [self._rows.pop(s) for s in pending[:count]]
         groups: list[list[_Row]] = []
         for row in rows:  # consecutive rows with the same timelines go together
             if groups and [t[:2] for t in groups[-1][0].times] == [t[:2] for t in row.times]:
@@ -293,11 +299,21 @@ class HandRecorder:
             send("/rotation/about_axis", indexes=sub, columns=cols.series([[rows[i].rotation] for i in posed]))
 
     @property
+    def pending(self) -> int:
+        """Rows buffered, not sent yet."""
+        return len(self._rows)
+
+    @property
     def latest_times(self) -> Times | None:
         """Timelines of the newest state (for logging events and diagnostics at the current tick)."""
         return self._last_times
 
     # ---- helpers -----------------------------------------------------------------------------
+    def _complete(self, row: _Row) -> bool:
+        """Every answer this graph gives has joined the row (a command; a step and a pose where they exist)."""
+        return (row.executed is not None and (row.base is not None or not self.stats.steps)
+                and (row.object_pose is not None or not self.stats.poses))
+
     def _row(self, stamp_ns: int) -> _Row | None:
         row = self._rows.get(stamp_ns)
         if row is None:
