@@ -15,15 +15,17 @@ BACKGROUND = (255, 255, 255)
 
 
 def default_blueprint(timeline: str = "tick") -> rrb.Blueprint:
-    joints = rrb.Grid(*[rrb.TimeSeriesView(name=name, origin=f"/joints/{name}") for name in hand.JOINT_NAMES],
-                      grid_columns=4, name="joints")
+    # The legend (position, executed target, base target, residual) on the first plot only: same colours in all.
+    joints = rrb.Grid(*[rrb.TimeSeriesView(name=name, origin=f"/joints/{name}",
+                                           plot_legend=rrb.PlotLegend(visible=j == 0, corner="LeftBottom"))
+                        for j, name in enumerate(hand.JOINT_NAMES)], grid_columns=4, name="joints")
     run = rrb.Vertical(rrb.TimeSeriesView(name="rotation about the axis (rad)", origin="/rotation"),
                        rrb.TimeSeriesView(name="policy timing (ms)", origin="/policy"), name="rotation & timing")
     health = rrb.Vertical(rrb.TimeSeriesView(name="diagnostics", origin="/diagnostics"),
                           rrb.TextLogView(name="log", contents=["/diagnostics/log", "/events"]), name="diagnostics")
     hand_view = rrb.Spatial3DView(name="hand", origin="/world", background=BACKGROUND, line_grid=rrb.LineGrid3D(visible=False))
     return rrb.Blueprint(
-        rrb.Horizontal(hand_view, rrb.Tabs(joints, run, health), column_shares=[1.0, 1.0]),
+        rrb.Horizontal(hand_view, rrb.Tabs(joints, run, health), column_shares=[1.2, 1.0]),
         rrb.BlueprintPanel(state="collapsed"), rrb.SelectionPanel(state="collapsed"),
         rrb.TimePanel(state="expanded", timeline=timeline),
     )

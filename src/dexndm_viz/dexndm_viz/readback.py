@@ -41,3 +41,16 @@ def summarize(path: str | Path, index: str, contents: str | list[str] = "/**") -
     counts = {name: len(table) - table.column(name).null_count for name in table.column_names
               if name.startswith("/")}
     return RecordingSummary(timelines, counts, table.column(index).to_pylist())
+
+
+def values(path: str | Path, index: str, entity: str, component: str) -> tuple[list, list]:
+    """(index values, component values) of the rows of `entity` that hold `component` on `index`."""
+    with rr.server.Server(host="127.0.0.1", datasets={"recording": [str(path)]}) as server:
+        client = server.client()
+        table = client.get_dataset("recording").filter_contents(entity).reader(index=index).to_arrow_table()
+    name = f"{entity}:{component}"
+    if name not in table.column_names:
+        return [], []
+    column, times = table.column(name).to_pylist(), table.column(index).to_pylist()
+    rows = [(t, v) for t, v in zip(times, column) if v is not None]
+    return [t for t, _ in rows], [v for _, v in rows]

@@ -16,7 +16,8 @@ Entities (palm frame = `/world/palm`, world z up, lengths m, angles rad):
 | `/events` | TextLog (episodes) | each event |
 
 Rows are keyed by the joint state's stamp: the command, policy step and object pose answering a state
-(same stamp) join its row. Rows are buffered and sent as columns (`send_columns`, one call per entity
+(same stamp) join its row, also when one overtakes its state (topics are not ordered with each other).
+Rows are buffered and sent as columns (`send_columns`, one call per entity
 per flush), so a 20 Hz graph costs a few dozen calls per flush, not per tick. A row is sent once it is
 complete (its command, and its policy step and object pose when the graph has those), when
 `MAX_PENDING_ROWS` newer rows wait behind it (an answer that never came), or at `flush(final=True)`. Timelines are
@@ -49,6 +50,7 @@ OBJECT_RGBA = (217, 115, 38, 230)
 AXIS_LENGTH = 0.1  # m, drawn length of the rotation axis arrow
 _DIAG_LEVELS = {0: "INFO", 1: "WARN", 2: "ERROR", 3: "ERROR"}
 MAX_PENDING_ROWS = 40  # a row still missing an answer is sent anyway once this many newer rows wait
+MAX_EARLY_STAMPS = 50  # answers held for states not seen yet
 
 
 def slug(text: str) -> str:
@@ -114,6 +116,7 @@ class _Row:
     inference_ms: float = math.nan
     object_pose: np.ndarray | None = None  # [7] xyz + xyzw, world
     rotation: float | None = None
+    commanded: bool = False  # the HandCommand itself came (a step's executed target is only a stand-in)
 
 
 @dataclass
@@ -149,6 +152,7 @@ class HandRecorder:
         self._diag_messages: dict[str, tuple[int, str]] = {}
         self._last_times: Times | None = None  # timelines of the newest state
         self._columns = _Columns()
+        self._early: dict[int, list] = {}  # stamp -> answers that came before their state
         self._log_static(object_set)
 
     # ---- static content ----------------------------------------------------------------------
@@ -183,16 +187,21 @@ class HandRecorder:
                 origins=[mjcf.GRASP_SPOT], vectors=[AXIS_LENGTH * self.axis], colors=[(200, 30, 200)],
                 labels=["axis"]))
             self._axis_logged = self.axis.copy()
-        self._rows[stamp_ns] = _Row(times, q)
+        row = self._rows[stamp_ns] = _Row(times, q)
         self._newest, self._last_times = stamp_ns, times
+        for join in self._early.pop(stamp_ns, []):
+            join(row)
+        for stale in [s for s in self._early if s < stamp_ns]:  # answers to states this recorder never saw
+            self.stats.unmatched += len(self._early.pop(stale))
 
     def add_command(self, state_stamp_ns: int, target, latency_ms: float = math.nan) -> None:
         """The command answering the state stamped state_stamp_ns (its executed target, rad)."""
         self.stats.commands += 1
-        row = self._row(state_stamp_ns)
-        if row is not None:
-            row.executed = np.asarray(target, dtype=float)
-            row.latency_ms = latency_ms
+        target = np.asarray(target, dtype=float)
+
+        def join(row: _Row) -> None:
+            row.executed, row.latency_ms, row.commanded = target, latency_ms, True
+        self._join(state_stamp_ns, join)
 
     def add_step(self, state_stamp_ns: int, base, residual, executed, axis, inference_ms: float) -> None:
         """A PolicyStep: base target, residual, executed target (rad), axis (palm frame), inference (ms)."""
@@ -201,12 +210,13 @@ class HandRecorder:
             self.axis = parse_axis(list(axis))
         except ValueError:
             pass
-        row = self._row(state_stamp_ns)
-        if row is not None:
-            row.base, row.residual = np.asarray(base, dtype=float), np.asarray(residual, dtype=float)
+        base, residual, executed = (np.asarray(v, dtype=float) for v in (base, residual, executed))
+
+        def join(row: _Row) -> None:
+            row.base, row.residual, row.inference_ms = base, residual, float(inference_ms)
             if row.executed is None:
-                row.executed = np.asarray(executed, dtype=float)
-            row.inference_ms = float(inference_ms)
+                row.executed = executed
+        self._join(state_stamp_ns, join)
 
     def add_object_pose(self, stamp_ns: int, position, quat_xyzw) -> None:
         """Object pose (world frame) at the state stamped stamp_ns; integrates the rotation about the axis."""
@@ -219,9 +229,11 @@ class HandRecorder:
             increment = rotation_vector(quat_multiply(pose[3:], self._last_quat * np.array([-1, -1, -1, 1])))
             self._angle += float(increment @ (quat_to_matrix(self.wrist) @ self.axis))
         self._last_quat = pose[3:]
-        row = self._row(stamp_ns)
-        if row is not None:
-            row.object_pose, row.rotation = pose, self._angle
+        angle = self._angle
+
+        def join(row: _Row) -> None:
+            row.object_pose, row.rotation = pose, angle
+        self._join(stamp_ns, join)
 
     def set_wrist(self, quat_xyzw) -> None:
         self.wrist = parse_wrist(list(quat_xyzw))
@@ -311,14 +323,21 @@ class HandRecorder:
     # ---- helpers -----------------------------------------------------------------------------
     def _complete(self, row: _Row) -> bool:
         """Every answer this graph gives has joined the row (a command; a step and a pose where they exist)."""
-        return (row.executed is not None and (row.base is not None or not self.stats.steps)
+        return (row.commanded and (row.base is not None or not self.stats.steps)
                 and (row.object_pose is not None or not self.stats.poses))
 
-    def _row(self, stamp_ns: int) -> _Row | None:
+    def _join(self, stamp_ns: int, join) -> None:
+        """Apply `join` to the row of stamp_ns; an answer that overtook its state (topics are not ordered
+        with each other) waits for it, a few at most."""
         row = self._rows.get(stamp_ns)
-        if row is None:
+        if row is not None:
+            join(row)
+        elif self._newest is None or stamp_ns > self._newest:
+            self._early.setdefault(stamp_ns, []).append(join)
+            while len(self._early) > MAX_EARLY_STAMPS:
+                self.stats.unmatched += len(self._early.pop(min(self._early)))
+        else:
             self.stats.unmatched += 1
-        return row
 
     def _log_at(self, times: Times, path: str, archetype) -> None:
         for name, kind, value in times:
@@ -336,7 +355,7 @@ def _primitive(geom: Geom):
         radius, half = float(geom.size[0]), float(geom.size[1])
         start = geom.pos - quat_to_matrix(geom.quat) @ np.array([0.0, 0.0, half])
         return rr.Capsules3D(lengths=[2 * half], radii=[radius], translations=[start], quaternions=[geom.quat],
-                             colors=color)
+                             colors=color, fill_mode=rr.components.FillMode.Solid)
     if geom.kind == "cylinder":
         return rr.Cylinders3D(lengths=[2 * float(geom.size[1])], radii=[float(geom.size[0])], centers=[geom.pos],
                               quaternions=[geom.quat], colors=color, fill_mode=rr.components.FillMode.Solid)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, QuaternionStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 
 from dexndm_msgs.msg import EpisodeEvent, HandCommand, PolicyStep
@@ -106,7 +108,12 @@ class ViewerNode(Node):
 
 
 def main() -> None:
-    rclpy.init()
+    # Our own SIGINT/SIGTERM handling: a flag checked between callbacks, so a stop never lands inside a
+    # flush (rows half sent) and the last rows and the file footer are always written.
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    stop = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.append(True))
     try:
         node = ViewerNode()
     except VizError as err:
@@ -114,9 +121,8 @@ def main() -> None:
         rclpy.try_shutdown()
         sys.exit(2)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
+        while not stop and rclpy.ok():
+            rclpy.spin_once(node, timeout_sec=0.1)
     finally:
         node.close()
         node.destroy_node()

@@ -1,0 +1,145 @@
+"""`viz:=` on the apps and `dexndm-train view-bag`: real graphs over DDS, recordings read back with rerun's
+own dataframe API (dexndm_viz.readback)."""
+import math
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from rosbags.highlevel import AnyReader
+
+from dexndm import graph
+from dexndm_description import hand
+from dexndm_viz.hand_model import HandGeometry
+from dexndm_viz.readback import summarize, values
+
+PERIOD_S = hand.CONTROL_DT
+
+
+def run(*cmd, timeout=240, env=None):
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def fields(stdout):
+    return dict(kv.split("=", 1) for kv in stdout.strip().splitlines()[-1].split())
+
+
+def test_viz_adds_the_viewer_node_only_when_asked():
+    rotate = graph.load_app("rotate")
+    plain = rotate.nodes(graph.resolve_arguments(rotate, {}))
+    assert "rerun_viewer" not in {s.executable for s in plain}  # viz:=none by default: nothing extra
+    specs = rotate.nodes(graph.resolve_arguments(rotate, {"viz": "rerun", "plot": "/tmp/x/run.png"}))
+    viewer = {s.executable: s for s in specs}["rerun_viewer"]
+    assert not viewer.required and viewer.parameters["recording"] == "/tmp/x/run.rrd"
+    assert viewer.parameters["mode"] == "rerun" and viewer.parameters["object"] == "normal_cylinder"
+    hw = rotate.nodes(graph.resolve_arguments(rotate, {"viz": "web", "hardware": "dynamixel", "viz_port": "0"}))
+    viewer = {s.executable: s for s in hw}["rerun_viewer"]
+    assert viewer.parameters["object"] == "none" and viewer.parameters["web_port"] == 0  # the hardware graph too
+    collect = graph.load_app("collect")
+    specs = collect.nodes(graph.resolve_arguments(collect, {"viz": "rerun", "output": "data/box"}))
+    assert {s.executable: s for s in specs}["rerun_viewer"].parameters["recording"] == "data/box.rrd"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["viz:=movie"], "argument viz must be one of none, rerun, web, window"),
+    (["viz:=web", "viz_port:=99999"], "viz_port must be an integer 0..65535"),
+    (["viz:=window"], "the native viewer needs a display and neither DISPLAY nor WAYLAND_DISPLAY is set"),
+])
+def test_viz_refuses_what_cannot_run_with_a_clear_message(args, message):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    out = run("dexndm", "rotate", *args, timeout=60, env=env)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_rotate_with_viz_rerun_records_the_hand_the_object_and_every_joint(tmp_path):
+    out = run("dexndm", "rotate", "axis:=z", "hardware:=sim", "realtime_factor:=0", "duration:=5", "viz:=rerun",
+              f"plot:={tmp_path / 'rotate.png'}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    monitor = fields(out.stdout)
+    rrd = tmp_path / "rotate.rrd"  # beside the plot
+    assert rrd.is_file() and (tmp_path / "rotate.png").is_file()
+    logged = re.search(r"rerun_viewer: logged (\d+) states \((\d+) received\)", out.stderr)
+    assert logged, out.stderr[-3000:]
+
+    summary = summarize(rrd, "driver_time")
+    stamps = np.array([t.total_seconds() for t in summary.index])
+    n = len(stamps)
+    # Every state the driver published while the viewer listened, none lost: a gapless 50 ms grid of sim time,
+    # as many as the viewer received, covering the monitor's whole run.
+    assert n == int(logged.group(1)) == int(logged.group(2)) > 0
+    assert np.allclose(np.diff(stamps), PERIOD_S)
+    assert stamps[-1] - stamps[0] >= float(monitor["run_s"]) - 1e-6
+    for name in hand.JOINT_NAMES:
+        assert summary.count(f"/joints/{name}", "Scalars:scalars") == n, name
+    geometry = HandGeometry()
+    for link in geometry.links[1:]:
+        assert summary.count(f"/world/palm/links/{link}", "Transform3D:quaternion") == n, link
+    assert all(f"/world/palm/links/{link}/{g.name}" in summary.entities() for link in geometry.links
+               for g in geometry.geoms[link])
+    # The sim publishes a pose with every state. Each subscription matches the driver on its own and the
+    # graph stops at any moment, so poses may be missing on the first and last states, never in between.
+    posed, _ = values(rrd, "driver_time", "/world/object", "Transform3D:translation")
+    posed = np.array([t.total_seconds() for t in posed])
+    assert len(posed) >= float(monitor["run_s"]) / PERIOD_S and np.allclose(np.diff(posed), PERIOD_S)
+    assert set(np.round(posed, 3)) <= set(np.round(stamps, 3))
+    assert summary.count("/rotation/about_axis", "Scalars:scalars") == len(posed)
+    assert summary.count("/world/palm/axis", "Arrows3D:vectors") >= 1
+
+    _, rows = values(rrd, "driver_time", "/joints/th_cmc", "Scalars:scalars")
+    executed = [r for r in rows if not math.isnan(r[1])]
+    residual = [r for r in rows if not math.isnan(r[3])]
+    assert len(executed) >= int(monitor["commands"]) and len(residual) >= int(monitor["commands"])
+    assert all(hand.LOWER[12] - 0.05 <= r[0] <= hand.UPPER[12] + 0.05 for r in rows)  # measured positions, rad
+    _, timing = values(rrd, "driver_time", "/policy/timing", "Scalars:scalars")
+    assert len(timing) >= int(monitor["commands"]) and 0 < np.median([t[1] for t in timing]) < 50  # inference ms
+
+
+def bag_states_per_episode(bag):
+    counts, current = {}, None
+    with AnyReader([bag]) as reader:
+        for conn, _, raw in reader.messages():
+            if conn.topic == "/dexndm/collect/episode":
+                msg = reader.deserialize(raw, conn.msgtype)
+                if msg.event == 0:
+                    current = msg.episode
+            elif conn.topic == "/leap_hand/joint_states" and current is not None:
+                counts[current] = counts.get(current, 0) + 1
+    return counts
+
+
+def test_view_bag_gives_each_collected_episode_a_timeline_with_one_entry_per_tick(tmp_path):
+    bag, steps = tmp_path / "bag", 100
+    out = run("dexndm", "collect", f"output:={bag}", "progress:=false", "episodes:=2", f"steps:={steps}",
+              "realtime_factor:=0", "command_timeout:=2.0")
+    assert out.returncode == 0, out.stderr[-3000:]
+    states = bag_states_per_episode(bag)
+    assert states == {0: steps + 1, 1: steps + 1}
+
+    view = run(sys.executable, "-m", "dexndm_training.cli", "view-bag", str(bag), timeout=180)
+    assert view.returncode == 0, view.stderr[-3000:]
+    rrd = tmp_path / "bag.rrd"  # beside the bag
+    assert fields(view.stdout) == {"episodes": "2", "ticks": str(2 * (steps + 1)), "commands": str(2 * steps),
+                                   "recording": str(rrd)}
+    for episode, count in states.items():
+        timeline = f"episode_{episode:06d}"
+        summary = summarize(rrd, timeline)
+        assert sorted(summary.index) == list(range(count)), timeline  # one entry per tick, nothing else
+        for name in hand.JOINT_NAMES:
+            assert summary.count(f"/joints/{name}", "Scalars:scalars") == count
+        assert summary.count("/world/palm/links/th_ds", "Transform3D:translation") == count
+        _, rows = values(rrd, timeline, "/joints/if_mcp", "Scalars:scalars")
+        assert sum(not math.isnan(r[1]) for r in rows) == steps  # the commanded target; the last state has none
+        _, events = values(rrd, timeline, "/events", "TextLog:text")
+        assert [e[0].split()[2] for e in events] == ["START", "END"]
+    whole = summarize(rrd, "bag_tick")
+    assert sorted(whole.index) == list(range(sum(states.values())))
+    assert "episode_000002" not in whole.timelines
+
+    only = run(sys.executable, "-m", "dexndm_training.cli", "view-bag", str(bag), "--episodes", "1",
+               "--out", str(tmp_path / "one.rrd"), timeout=180)
+    assert only.returncode == 0 and fields(only.stdout)["ticks"] == str(steps + 1), only.stderr[-2000:]
+    assert "episode_000000" not in summarize(tmp_path / "one.rrd", "bag_tick").timelines
+    missing = run(sys.executable, "-m", "dexndm_training.cli", "view-bag", str(tmp_path / "nothing"), timeout=120)
+    assert missing.returncode == 2 and "neither a bag directory nor an .mcap file" in missing.stderr
