@@ -37,11 +37,11 @@ class BrowserError(RuntimeError):
     pass
 
 
-def tools_missing() -> str | None:
-    """None when Chromium and IWER are installed, else what to run."""
+def tools_missing(iwer: bool = True) -> str | None:
+    """None when Chromium (and IWER, unless iwer=False) are installed, else what to run."""
     if not os.access(CHROMIUM, os.X_OK):
         return f"{CHROMIUM} not found: run scripts/setup-test-tools.sh"
-    if not IWER_JS.is_file():
+    if iwer and not IWER_JS.is_file():
         return f"{IWER_JS} not found: run scripts/setup-test-tools.sh"
     return None
 
@@ -49,8 +49,8 @@ def tools_missing() -> str | None:
 class Chromium:
     """One headless Chromium with one page; blocking methods, CDP on a private event loop thread."""
 
-    def __init__(self, timeout_s: float = 30.0):
-        missing = tools_missing()
+    def __init__(self, timeout_s: float = 30.0, iwer: bool = True):
+        missing = tools_missing(iwer)
         if missing:
             raise BrowserError(missing)
         self.timeout_s = timeout_s

@@ -1,6 +1,6 @@
 """The default rerun layout: the hand in 3D beside each joint's position against its targets.
 
-Left: the 3D view of `/world` on a plain white background (no grid), so the hand, the object and the
+Left: the 3D view of `/world` on a plain background (no grid), so the hand, the object and the
 axis arrow are all that is drawn. Right, in tabs: one small plot per joint (position, executed and
 base target, residual), the rotation about the axis with the policy's timing, and the diagnostics
 with their text log. The time panel stays open for scrubbing.
@@ -11,7 +11,7 @@ import rerun.blueprint as rrb
 
 from dexndm_description import hand
 
-BACKGROUND = (255, 255, 255)
+BACKGROUND = (238, 241, 245)  # pale blue-grey: the hand (dark), object (orange) and axis stand out
 
 
 def default_blueprint(timeline: str = "tick") -> rrb.Blueprint:

@@ -206,10 +206,11 @@ class HandRecorder:
     def add_step(self, state_stamp_ns: int, base, residual, executed, axis, inference_ms: float) -> None:
         """A PolicyStep: base target, residual, executed target (rad), axis (palm frame), inference (ms)."""
         self.stats.steps += 1
-        try:
-            self.axis = parse_axis(list(axis))
-        except ValueError:
-            pass
+        if not np.allclose(axis, self.axis):
+            try:
+                self.axis = parse_axis(list(axis))
+            except ValueError:
+                pass
         base, residual, executed = (np.asarray(v, dtype=float) for v in (base, residual, executed))
 
         def join(row: _Row) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, QuaternionStamped
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -120,10 +121,13 @@ def main() -> None:
         print(f"rerun_viewer: {err}", file=sys.stderr)
         rclpy.try_shutdown()
         sys.exit(2)
+    executor = SingleThreadedExecutor()  # (rclpy's EventsExecutor cannot pass the DDS timestamps we need)
+    executor.add_node(node)
     try:
         while not stop and rclpy.ok():
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
     finally:
+        executor.shutdown()
         node.close()
         node.destroy_node()
         rclpy.try_shutdown()

@@ -1,0 +1,106 @@
+"""The web viewer of a live run in headless Chromium (SwiftShader WebGL): `dexndm rotate viz:=web` serves
+it on 127.0.0.1 only, prints its URL, and the page draws the hand in its 3D view."""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dexndm_teleop.browser import Chromium, tools_missing
+from dexndm_viz.layout import BACKGROUND
+
+pytestmark = pytest.mark.browser
+WIDTH, HEIGHT = 1280, 800
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a TCP socket listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                found.add("127.0.0.1" if address == "0100007F" else address)
+    return found
+
+
+def analyse(png: bytes) -> dict[str, float]:
+    """The 3D view is the region painted in the layout's background colour; what is drawn inside it."""
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    background = np.all(np.abs(image - np.array(BACKGROUND)) <= 2, axis=2)
+    if background.sum() < 0.1 * background.size:
+        return {"view": 0.0, "drawn": 0.0, "dark": 0.0, "orange": 0.0, "corner_background": 0.0}
+    rows, cols = np.flatnonzero(background.any(axis=1)), np.flatnonzero(background.any(axis=0))
+    view = image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    drawn = np.abs(view - np.array(BACKGROUND)).max(axis=2) > 40
+    dark = view.max(axis=2) < 120  # the palm and links (grey 0.2-0.25, shaded)
+    r, g, b = view[..., 0], view[..., 1], view[..., 2]
+    orange = (r > 150) & (g > 50) & (g < 170) & (b < 100) & (r - b > 90)  # the object
+    h, w = drawn.shape
+    corner = background[rows[0]:rows[0] + h // 10, cols[0]:cols[0] + w // 10]
+    return {"view": view.shape[1] / image.shape[1], "drawn": drawn.mean(), "dark": dark.mean(),
+            "orange": orange.mean(), "corner_background": corner.mean()}
+
+
+def test_web_viewer_draws_the_hand_of_a_live_rotate_run(tmp_path):
+    missing = tools_missing(iwer=False)
+    assert missing is None, missing  # the browser tests must run, not skip: scripts/setup.sh --test
+    graph = subprocess.Popen(["dexndm", "rotate", "axis:=z", "realtime_factor:=1", "duration:=300", "viz:=web",
+                              "viz_port:=0", f"plot:={tmp_path / 'rotate.png'}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in graph.stderr], daemon=True).start()
+    try:
+        url, deadline, seen = None, time.monotonic() + 180, []
+        while url is None and time.monotonic() < deadline and graph.poll() is None:
+            try:
+                seen.append(lines.get(timeout=1.0))
+            except queue.Empty:
+                continue
+            match = re.search(r"web viewer at (http://\S+)", seen[-1])
+            url = match.group(1) if match else None
+        assert url, f"no web viewer URL printed; exit {graph.poll()}: {''.join(seen)[-3000:]}"
+        parsed = urlparse(url)
+        assert parsed.hostname == "127.0.0.1" and listening_addresses(parsed.port) == {"127.0.0.1"}
+        grpc_port = int(re.search(r"127\.0\.0\.1%3A(\d+)", url).group(1))
+        assert listening_addresses(grpc_port) == {"127.0.0.1"}  # neither server listens beyond loopback
+
+        with Chromium(timeout_s=90, iwer=False) as browser:
+            browser.send("Emulation.setDeviceMetricsOverride",
+                         {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
+            browser.open(url, iwer=False)
+            deadline, found = time.monotonic() + 240, {}
+            while time.monotonic() < deadline:
+                png = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"})["data"])
+                found = analyse(png)
+                if found["dark"] > 0.01 and found["orange"] > 0.0005:
+                    break
+                time.sleep(2.0)
+            (tmp_path / "viewer.png").write_bytes(png)
+            if os.environ.get("DEXNDM_VIEWER_SCREENSHOT"):  # docs/images/viewer_rotate.png comes from here
+                Path(os.environ["DEXNDM_VIEWER_SCREENSHOT"]).write_bytes(png)
+        assert graph.poll() is None, "the run ended before the page drew the hand"
+        # The 3D view is on the left, painted in the layout's background where nothing is drawn, and the hand
+        # (dark links and palm) with the object (orange) are drawn inside it.
+        assert 0.35 < found["view"] < 0.8 and found["corner_background"] > 0.9, found
+        assert found["drawn"] > 0.03 and found["dark"] > 0.01 and found["orange"] > 0.0005, (found, tmp_path)
+    finally:
+        graph.send_signal(signal.SIGINT)
+        try:
+            graph.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            graph.kill()
+            graph.wait(timeout=10)
