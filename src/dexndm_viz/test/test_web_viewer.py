@@ -22,7 +22,7 @@ from dexndm_teleop.browser import Chromium, tools_missing
 from dexndm_viz.layout import BACKGROUND
 
 pytestmark = pytest.mark.browser
-WIDTH, HEIGHT = 1280, 800
+WIDTH, HEIGHT = 1200, 750
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -41,9 +41,11 @@ def analyse(png: bytes) -> dict[str, float]:
     """The 3D view is the region painted in the layout's background colour; what is drawn inside it."""
     image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
     background = np.all(np.abs(image - np.array(BACKGROUND)) <= 2, axis=2)
-    if background.sum() < 0.1 * background.size:
+    cols = np.flatnonzero(background.mean(axis=0) > 0.05)  # columns crossing the view (its background shows)
+    if len(cols) < 0.1 * image.shape[1]:
         return {"view": 0.0, "drawn": 0.0, "dark": 0.0, "orange": 0.0, "corner_background": 0.0}
-    rows, cols = np.flatnonzero(background.any(axis=1)), np.flatnonzero(background.any(axis=0))
+    cols = cols[cols <= cols[0] + np.flatnonzero(np.diff(np.append(cols, 10**6)) > 1)[0]]  # the first run
+    rows = np.flatnonzero(background[:, cols].mean(axis=1) > 0.05)
     view = image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     drawn = np.abs(view - np.array(BACKGROUND)).max(axis=2) > 40
     dark = view.max(axis=2) < 120  # the palm and links (grey 0.2-0.25, shaded)
@@ -63,8 +65,9 @@ def test_web_viewer_draws_the_hand_of_a_live_rotate_run(tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in graph.stderr], daemon=True).start()
+    end = time.monotonic() + 520  # within pytest's 600 s: SwiftShader frames take seconds on a loaded machine
     try:
-        url, deadline, seen = None, time.monotonic() + 180, []
+        url, deadline, seen = None, time.monotonic() + 150, []
         while url is None and time.monotonic() < deadline and graph.poll() is None:
             try:
                 seen.append(lines.get(timeout=1.0))
@@ -78,15 +81,14 @@ def test_web_viewer_draws_the_hand_of_a_live_rotate_run(tmp_path):
         grpc_port = int(re.search(r"127\.0\.0\.1%3A(\d+)", url).group(1))
         assert listening_addresses(grpc_port) == {"127.0.0.1"}  # neither server listens beyond loopback
 
-        with Chromium(timeout_s=90, iwer=False) as browser:
+        with Chromium(timeout_s=240, iwer=False) as browser:
             browser.send("Emulation.setDeviceMetricsOverride",
                          {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
             browser.open(url, iwer=False)
-            deadline, found = time.monotonic() + 240, {}
-            while time.monotonic() < deadline:
+            while True:  # until the hand is drawn, or no time is left for one more (slow) screenshot
                 png = base64.b64decode(browser.send("Page.captureScreenshot", {"format": "png"})["data"])
                 found = analyse(png)
-                if found["dark"] > 0.01 and found["orange"] > 0.0005:
+                if (found["dark"] > 0.01 and found["orange"] > 0.0005) or time.monotonic() > end - 240:
                     break
                 time.sleep(2.0)
             (tmp_path / "viewer.png").write_bytes(png)
