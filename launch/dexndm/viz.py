@@ -39,7 +39,8 @@ def viewer_nodes(args: dict[str, str], recording: str, name: str, object_set: st
     except VizError as err:
         raise ArgumentError(f"viz:={mode}: {err}") from None
     parameters = {"mode": mode, "recording": args["viz_recording"] or recording, "web_port": int(port),
-                  "object": object_set, "wrist": wrist, "axis": axis, "name": name}
+                  "object": object_set, "wrist": wrist, "axis": axis, "name": name,
+                  "start_type_description_service": False}  # one entity fewer in the viewer's executor
     return [NodeSpec("dexndm_viz", "rerun_viewer", "rerun_viewer", parameters=parameters)]
 
 
