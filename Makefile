@@ -15,6 +15,7 @@ test:
 bench: setup
 	scripts/run python -m dexndm_driver.bench
 	scripts/run python -m dexndm_policy.bench
+	scripts/run python -m dexndm.bench_viz
 
 clean:
 	rm -rf build install log

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Tools of the browser tests, idempotently: Chromium from Debian (apt-get only when it is missing)
-# and the npm packages of the teleop tests (IWER), from the committed package-lock.json.
+# Tools of the browser tests (teleop page, rerun web viewer), idempotently: Chromium from Debian (apt-get
+# only when it is missing) and the npm packages of the teleop tests (IWER), from the committed package-lock.json.
 # Called by scripts/setup.sh --test. Never downloads a browser through npm.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
