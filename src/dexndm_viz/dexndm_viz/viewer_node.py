@@ -1,10 +1,11 @@
 """rerun_viewer: logs the runtime topics to rerun (dexndm_viz.recorder); never publishes anything.
 
-Runs at `nice` (10) so that on a loaded machine the control loop gets the CPU first, on rclpy's
-EventsExecutor (about half the CPU per message of the default executor); subscriptions are keep-last
-(never blocking a publisher) and deep enough for an unpaced simulation between flushes. The
-state->command latency it plots is the time between the viewer receiving a state and the command
-answering it (EventsExecutor passes no DDS timestamps); rotation_monitor's latency is the reference.
+It stays out of the control loop's way: it runs at nice 10 (its thread and session group, see
+`lower_priority`), and in batches, waking once per
+`flush_period` (0.5 s) to take every queued message and send the complete rows, so it does not wake
+with every state the policy is answering. Subscriptions are keep-last (never blocking a publisher) and
+1000 deep, enough for a batch of an unpaced simulation. The state->command latency it plots is
+rotation_monitor's: the state's DDS source timestamp to the command's DDS reception timestamp.
 """
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import collections
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, QuaternionStamped
-from rclpy.experimental import EventsExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -33,6 +35,19 @@ RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 ANY = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
 EVENTS = {EpisodeEvent.START: "START", EpisodeEvent.END: "END", EpisodeEvent.ABORT: "ABORT"}
 TIMESTAMP_AFTER_S = 1e8  # stamps later than this (~3 years after 1970) are wall clock, earlier ones sim time
+NICE = 10
+
+
+def lower_priority(nice: int = NICE) -> None:
+    """Yield the CPU to the control loop: nice for this thread and every thread started later, and for the
+    session's scheduling group when this process leads its own session (Linux autogroups: there, nice only
+    ranks tasks within a group, and the dexndm runner starts every node in a session of its own)."""
+    os.nice(nice)
+    if os.getsid(0) == os.getpid():
+        try:
+            Path("/proc/self/autogroup").write_text(str(nice))
+        except OSError:
+            pass  # no autogroups on this kernel
 
 
 def ns(stamp) -> int:
@@ -45,50 +60,66 @@ class ViewerNode(Node):
         super().__init__("rerun_viewer", start_parameter_services=False)
         p = {name: self.declare_parameter(name, default).value for name, default in (
             ("mode", "rerun"), ("recording", "output/rotate.rrd"), ("web_port", 9090), ("object", "none"),
-            ("wrist", "palm_up"), ("axis", "z"), ("name", "dexndm"), ("flush_period", 0.25), ("nice", 10))}
-        if p["nice"]:
-            os.nice(int(p["nice"]))
+            ("wrist", "palm_up"), ("axis", "z"), ("name", "dexndm"), ("flush_period", 0.5))}
         self.stream, self.viewer = open_recording(p["mode"], p["recording"], "dexndm", p["name"], default_blueprint(),
                                                   int(p["web_port"]))
         obj = None if p["object"].strip().lower() in ("", "none") else p["object"].strip()
         self.recorder = HandRecorder(self.stream, obj, p["wrist"], p["axis"])
         self.ticks = 0
         self.clock_kind: str | None = None
-        self.state_arrival: collections.OrderedDict[int, float] = collections.OrderedDict()  # stamp -> monotonic s
+        self.state_written: collections.OrderedDict[int, float] = collections.OrderedDict()  # stamp -> DDS source s
+        self.handled = 0  # callbacks run, to tell when a batch is drained
         self.create_subscription(JointState, "/leap_hand/joint_states", self.on_state, RELIABLE)
         self.create_subscription(HandCommand, "/leap_hand/command", self.on_command, RELIABLE)
-        self.create_subscription(PolicyStep, "/dexndm/policy/step", lambda m: self.recorder.add_step(
-            ns(m.state_stamp), m.base_target, m.residual, m.executed_target, m.axis, m.inference_ms), RELIABLE)
-        self.create_subscription(PoseStamped, "/sim/object_pose", lambda m: self.recorder.add_object_pose(
+        self.subscribe(PolicyStep, "/dexndm/policy/step", lambda m: self.recorder.add_step(
+            ns(m.state_stamp), m.base_target, m.residual, m.executed_target, m.axis, m.inference_ms))
+        self.subscribe(PoseStamped, "/sim/object_pose", lambda m: self.recorder.add_object_pose(
             ns(m.header.stamp), [m.pose.position.x, m.pose.position.y, m.pose.position.z],
-            [m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w]), RELIABLE)
-        self.create_subscription(QuaternionStamped, "/dexndm/wrist_orientation", lambda m: self.recorder.set_wrist(
+            [m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w]))
+        self.subscribe(QuaternionStamped, "/dexndm/wrist_orientation", lambda m: self.recorder.set_wrist(
             [m.quaternion.x, m.quaternion.y, m.quaternion.z, m.quaternion.w]), ANY)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, RELIABLE)
-        self.create_subscription(EpisodeEvent, "/dexndm/collect/episode", self.on_episode, RELIABLE)
-        self.create_timer(p["flush_period"], self.recorder.flush)
+        self.subscribe(DiagnosticArray, "/diagnostics", self.on_diagnostics)
+        self.subscribe(EpisodeEvent, "/dexndm/collect/episode", self.on_episode)
+        self.flush_period = float(p["flush_period"])
         self.mode = p["mode"]
         where = [f"recording to {Path(p['recording']).resolve()}"] if p["recording"] else []
         if self.viewer is not None:
             where.append(("web viewer at " if p["mode"] == "web" else "native viewer on ") + self.viewer.url)
         print(f"rerun_viewer: {'; '.join(where)}", file=sys.stderr, flush=True)
 
-    def on_state(self, msg: JointState) -> None:
+    def on_state(self, msg: JointState, info) -> None:
+        self.handled += 1
         stamp = ns(msg.header.stamp)
         if self.clock_kind is None:
             self.clock_kind = "timestamp" if stamp * 1e-9 > TIMESTAMP_AFTER_S else "duration"
-        self.state_arrival[stamp] = time.monotonic()
-        while len(self.state_arrival) > 1000:
-            self.state_arrival.popitem(last=False)
+        self.state_written[stamp] = info.get("source_timestamp", 0) * 1e-9
+        while len(self.state_written) > 1000:
+            self.state_written.popitem(last=False)
         self.recorder.add_state((("tick", "sequence", self.ticks), ("driver_time", self.clock_kind, stamp * 1e-9)),
                                 stamp, msg.position)
         self.ticks += 1
 
-    def on_command(self, msg: HandCommand) -> None:
+    def on_command(self, msg: HandCommand, info) -> None:
+        self.handled += 1
         stamp = ns(msg.state_stamp)
-        arrived = self.state_arrival.get(stamp)
-        latency = 1e3 * (time.monotonic() - arrived) if arrived is not None else float("nan")
+        written, received = self.state_written.get(stamp), info.get("received_timestamp", 0) * 1e-9
+        latency = 1e3 * (received - written) if written and received else float("nan")
         self.recorder.add_command(stamp, msg.position, latency)
+
+    def subscribe(self, msg_type, topic: str, callback, qos=RELIABLE) -> None:
+        def counted(msg) -> None:
+            self.handled += 1
+            callback(msg)
+        self.create_subscription(msg_type, topic, counted, qos)
+
+    def drain(self, executor, budget_s: float = 2.0) -> None:
+        """Run callbacks until nothing is queued (a few idle turns: the executor has entities of its own), for
+        at most budget_s, so that a viewer starved of CPU still flushes and stops on time."""
+        idle, deadline = 0, time.monotonic() + budget_s
+        while idle < 3 and time.monotonic() < deadline:
+            before = self.handled
+            executor.spin_once(timeout_sec=0)
+            idle = idle + 1 if self.handled == before else 0
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         self.recorder.log_diagnostics([(s.level[0] if isinstance(s.level, bytes) else int(s.level), s.name, s.message,
@@ -114,24 +145,28 @@ class ViewerNode(Node):
 
 
 def main() -> None:
-    # Our own SIGINT/SIGTERM handling: a flag checked between callbacks, so a stop never lands inside a
+    # Our own SIGINT/SIGTERM handling: a flag checked between batches, so a stop never lands inside a
     # flush (rows half sent) and the last rows and the file footer are always written.
+    lower_priority()  # before rclpy starts the DDS threads, so they inherit it
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    stop = []
+    stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.append(True))
+        signal.signal(sig, lambda *_: stop.set())
     try:
         node = ViewerNode()
     except VizError as err:
         print(f"rerun_viewer: {err}", file=sys.stderr)
         rclpy.try_shutdown()
         sys.exit(2)
-    executor = EventsExecutor()  # callbacks dispatched from C++: about half the CPU of SingleThreadedExecutor
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        while not stop and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+        while not stop.is_set() and rclpy.ok():
+            stop.wait(node.flush_period)
+            node.drain(executor)
+            node.recorder.flush()
     finally:
+        node.drain(executor)
         executor.shutdown()
         node.close()
         node.destroy_node()
