@@ -86,6 +86,7 @@ class ViewerNode(Node):
         if self.viewer is not None:
             where.append(("web viewer at " if p["mode"] == "web" else "native viewer on ") + self.viewer.url)
         print(f"rerun_viewer: {'; '.join(where)}", file=sys.stderr, flush=True)
+        lower_priority()  # once subscribed: start-up (imports, the model) runs at normal priority
 
     def on_state(self, msg: JointState, info) -> None:
         self.handled += 1
@@ -147,7 +148,6 @@ class ViewerNode(Node):
 def main() -> None:
     # Our own SIGINT/SIGTERM handling: a flag checked between batches, so a stop never lands inside a
     # flush (rows half sent) and the last rows and the file footer are always written.
-    lower_priority()  # before rclpy starts the DDS threads, so they inherit it
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
