@@ -45,7 +45,7 @@ Times = tuple[tuple[str, str, float], ...]
 
 JOINT_SERIES = ("position", "executed target", "base target", "residual")
 JOINT_COLORS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
-TIMING_SERIES = ("state->command at the viewer (ms)", "inference (ms)")
+TIMING_SERIES = ("state->command latency (ms)", "inference (ms)")
 OBJECT_RGBA = (217, 115, 38, 230)
 AXIS_LENGTH = 0.1  # m, drawn length of the rotation axis arrow
 _DIAG_LEVELS = {0: "INFO", 1: "WARN", 2: "ERROR", 3: "ERROR"}

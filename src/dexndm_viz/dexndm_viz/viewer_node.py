@@ -10,7 +10,6 @@ rotation_monitor's: the state's DDS source timestamp to the command's DDS recept
 from __future__ import annotations
 
 import collections
-import os
 import signal
 import sys
 import threading
@@ -29,27 +28,12 @@ from sensor_msgs.msg import JointState
 from dexndm_msgs.msg import EpisodeEvent, HandCommand, PolicyStep
 from dexndm_viz.layout import default_blueprint
 from dexndm_viz.recorder import HandRecorder
-from dexndm_viz.viewers import VizError, open_recording
+from dexndm_viz.viewers import VizError, lower_priority, open_recording
 
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 ANY = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
 EVENTS = {EpisodeEvent.START: "START", EpisodeEvent.END: "END", EpisodeEvent.ABORT: "ABORT"}
 TIMESTAMP_AFTER_S = 1e8  # stamps later than this (~3 years after 1970) are wall clock, earlier ones sim time
-NICE = 10
-
-
-def lower_priority(nice: int = NICE) -> None:
-    """Yield the CPU to the control loop: nice for this thread and every thread started later, and for the
-    session's scheduling group when this process leads its own session (Linux autogroups: there, nice only
-    ranks tasks within a group, and the dexndm runner starts every node in a session of its own)."""
-    os.nice(nice)
-    if os.getsid(0) == os.getpid():
-        try:
-            Path("/proc/self/autogroup").write_text(str(nice))
-        except OSError:
-            pass  # no autogroups on this kernel
-
-
 def ns(stamp) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 

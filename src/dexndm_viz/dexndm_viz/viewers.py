@@ -25,6 +25,19 @@ from urllib.parse import quote
 
 MODES = ("rerun", "web", "window")
 HOST = "127.0.0.1"
+NICE = 10  # viewer processes yield the CPU to the control loop
+
+
+def lower_priority(nice: int = NICE) -> None:
+    """Yield the CPU to the control loop: nice for this thread and every thread started later, and for the
+    session's scheduling group when this process leads its own session (Linux autogroups: there, nice only
+    ranks tasks within a group, and the dexndm runner starts every node in a session of its own)."""
+    os.nice(nice)
+    if os.getsid(0) == os.getpid():
+        try:
+            Path("/proc/self/autogroup").write_text(str(nice))
+        except OSError:
+            pass  # no autogroups on this kernel
 
 
 class VizError(RuntimeError):
