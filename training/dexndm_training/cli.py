@@ -126,6 +126,39 @@ def _cmd_gait(args) -> int:
     return 0
 
 
+def _add_mpc(sub) -> None:
+    from dataclasses import fields
+
+    from dexndm_training.mpc import MPCConfig
+
+    p = sub.add_parser("mpc", help="the sampling-MPC teacher: collect its rotating episodes as shards; resumes")
+    _env_args(p, num_envs=8)
+    p.add_argument("--out", required=True, help="run directory: config.json, curve.json, shards/round_NNNN/")
+    p.add_argument("--rounds", type=int, default=10, help="more rounds to run (one episode per world each)")
+    p.add_argument("--min-rot", type=float, default=2.0, help="rad an episode must turn to be kept")
+    defaults = MPCConfig()
+    for f in fields(MPCConfig):
+        if f.name in ("seed", "threads"):
+            continue
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
+                       default=getattr(defaults, f.name), help=f"MPCConfig.{f.name}")
+    p.set_defaults(func=_cmd_mpc)
+
+
+def _cmd_mpc(args) -> int:
+    from dataclasses import fields
+
+    from dexndm_training import mpc
+
+    env_cfg = _env_config(args)
+    cfg = mpc.MPCConfig(**{f.name: getattr(args, f.name) for f in fields(mpc.MPCConfig) if f.name not in ("seed", "threads")},
+                        seed=args.seed, threads=args.threads)
+    s = mpc.collect(env_cfg, cfg, args.out, args.rounds, min_rot=args.min_rot)
+    print(f"out={args.out} rounds={s['rounds']} episodes={s['episodes']} kept={s['kept']} rot_rad={s['rot']:.3f} "
+          f"ttf={s['ttf']:.3f} rotp={s['rotp']:.3f} wall_s={s['wall_s']:.0f}")
+    return 0
+
+
 def _add_collect(sub) -> None:
     p = sub.add_parser("collect", help="keep a policy's episodes that survive all steps, as a dataset")
     _env_args(p)
@@ -283,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dexndm-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_ppo, _add_gait, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
+    for add in (_add_ppo, _add_gait, _add_mpc, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
         add(sub)
     for action in sub.choices.values():
         action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2

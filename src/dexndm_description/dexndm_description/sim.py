@@ -8,10 +8,12 @@
     sim.q, sim.qdot, sim.object_pose, sim.object_fallen()
 
 Every array is in motor-ID order and world frame (z up), quaternions x y z w. Each world owns its
-MjModel and MjData (objects, wrists and randomized physics differ per world); a thread pool steps
-chunks of worlds, and `mujoco.mj_step` releases the GIL, so both cores work. Each world draws from
-its own random stream spawned from `seed`, so a world's trajectory does not depend on the others or
-on the number of threads.
+MjModel and MjData (objects, wrists and randomized physics differ per world). In the source world
+(MuJoCo position actuators: the PD law lives inside the physics) a control tick of every world is one
+`mujoco.rollout` call, in C on `threads` threads with no Python between physics steps; the target
+world's servo law runs vectorized in Python between physics steps and a thread pool does the physics
+(`mujoco.mj_step` releases the GIL). Each world draws from its own random stream spawned from `seed`,
+so a world's trajectory does not depend on the others or on the number of threads.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import mujoco
 import numpy as np
+from mujoco import rollout as mj_rollout
 
 from dexndm_description import hand, mjcf, objects, scene as scenes, wrist as wrists
 from dexndm_description.worlds import WorldConfig, servo_current, servo_torque
@@ -114,6 +117,7 @@ class BatchedHandSim:
         self._grasps: list[np.ndarray | None] = [None] * n  # per world: state of its canonical grasp
         self._threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 and n > 1 else None
+        self._rollout = None  # the source world's stepper (mujoco.rollout), made on first use
         self._targets = np.tile(hand.CANONICAL_POSE, (n, 1))
         self._previous_targets = self._targets.copy()  # the targets in force during the last tick
         self._q = np.zeros((n, hand.NUM_JOINTS))
@@ -356,6 +360,35 @@ class BatchedHandSim:
             mujoco.mj_forward(self.models[i], self.datas[i])
         self._observe(ids)
 
+    def save_states(self, env_ids=None) -> np.ndarray:
+        """The full integration state of worlds env_ids, [len(ids), nstate] (for `restore_states`)."""
+        ids = self._env_ids(env_ids)
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        out = np.empty((len(ids), mujoco.mj_stateSize(self.models[0], spec)))
+        for j, i in enumerate(ids):
+            mujoco.mj_getState(self.models[i], self.datas[i], out[j], spec)
+        return out
+
+    def restore_states(self, env_ids, states: np.ndarray) -> None:
+        """Put worlds env_ids back into saved states (from `save_states` of the same worlds): a reset with no
+        settling ticks. The object's mass, friction and centre of mass are re-drawn first when randomize=True
+        (as in `reset`); targets become the restored joint angles, time 0."""
+        ids = self._env_ids(env_ids)
+        states = np.asarray(states, dtype=float)
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        size = mujoco.mj_stateSize(self.models[0], spec)
+        if states.shape != (len(ids), size):
+            raise ValueError(f"states must have shape [{len(ids)}, {size}] (from save_states), got {list(states.shape)}")
+        for j, i in enumerate(ids):
+            if self._has_object:
+                self._randomize_object(i)
+            mujoco.mj_setState(self.models[i], self.datas[i], states[j], spec)
+            self.datas[i].time = 0.0
+            mujoco.mj_forward(self.models[i], self.datas[i])
+        self._observe(ids)
+        self._targets[ids] = self._q[ids]
+        self._previous_targets[ids] = self._q[ids]
+
     def set_targets(self, targets) -> np.ndarray:
         """Joint targets for the next tick, [N, 16] (or [16] for all) rad, motor-ID order; returns
         what will be applied after clipping to the joint limits."""
@@ -366,7 +399,10 @@ class BatchedHandSim:
     def step(self) -> None:
         """Advance every world by one 50 ms control tick."""
         ids = np.arange(self.num_envs)
-        if self.config.actuation == "servo":
+        if self.config.actuation == "pd_torque" and self.substep_trace is None:
+            self._rollout_tick()
+            self._observe(ids)
+        elif self.config.actuation == "servo":
             # the servo law needs Python between physics steps: run it once for all worlds, vectorized,
             # and let the pool do only the GIL-free physics
             self._advance(ids, self._targets, self._previous_targets, pool=self._pool)
@@ -374,6 +410,45 @@ class BatchedHandSim:
         else:
             self._run(self._tick, ids)
         self._previous_targets = self._targets.copy()
+
+    def _rollout_tick(self) -> None:
+        """One control tick of every source world as one mujoco.rollout call (targets and applied forces as
+        its controls), then each world's MjData gets the final state and its kinematics back. The solver
+        warm start is not carried across ticks (rollout does not return it)."""
+        n, substeps = self.num_envs, self.config.substeps
+        if self._rollout is None:
+            self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+            self._control_spec = mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_XFRC_APPLIED
+            m0 = self.models[0]
+            self._state_buf = np.empty((n, mujoco.mj_stateSize(m0, self._state_spec)))
+            self._control_buf = np.empty((n, substeps, mujoco.mj_stateSize(m0, self._control_spec)))
+            self._scratch = [mujoco.MjData(m0) for _ in range(self._threads)]
+            self._states_out = np.empty((n, substeps, self._state_buf.shape[1]))
+            self._sensors_out = np.empty((n, substeps, m0.nsensordata))
+            self._rollout = mj_rollout.Rollout(nthread=self._threads if self._threads > 1 and n > 1 else 0)
+            act = np.array([m0.actuator(name).id for name in hand.JOINT_NAMES])
+            self._pd_kp = np.stack([m.actuator_gainprm[act, 0] for m in self.models])
+            self._pd_kv = np.stack([-m.actuator_biasprm[act, 2] for m in self.models])
+            self._pd_limit = np.stack([m.actuator_forcerange[act, 1] for m in self.models])
+        for i, (m, d) in enumerate(zip(self.models, self.datas)):
+            d.ctrl[:] = self._targets[i]
+            mujoco.mj_getState(m, d, self._state_buf[i], self._state_spec)
+            mujoco.mj_getState(m, d, self._control_buf[i, 0], self._control_spec)
+        self._control_buf[:, 1:] = self._control_buf[:, :1]  # targets and forces hold for the whole tick
+        self._rollout.rollout(self.models, self._scratch, self._state_buf, self._control_buf,
+                              control_spec=self._control_spec, nstep=substeps, state=self._states_out,
+                              sensordata=self._sensors_out, skip_checks=True)
+        states = self._states_out
+        # the PD force of the last physics step, from the state it started from (what actuator_force holds)
+        before = states[:, -2] if substeps > 1 else self._state_buf
+        q = before[:, 1:1 + self._hand_nq][:, self._qadr]
+        nq = self.models[0].nq
+        qdot = before[:, 1 + nq:1 + nq + self._hand_nq][:, self._vadr]
+        force = self._pd_kp * (self._targets - q) - self._pd_kv * qdot
+        self._effort[:] = np.clip(force, -self._pd_limit, self._pd_limit)
+        for i, (m, d) in enumerate(zip(self.models, self.datas)):
+            mujoco.mj_setState(m, d, states[i, -1], self._state_spec)
+            mujoco.mj_kinematics(m, d)
 
     def set_object_force(self, force) -> None:
         """Apply a constant force (N, world frame, [N, 3] or [3]) at each object's centre of mass until
