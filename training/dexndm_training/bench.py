@@ -31,10 +31,7 @@ from dexndm_training.ppo import PPOConfig, make_runner
 def physics_limit_seconds(env: RotationEnv, ticks: int, threads: int, pool: mj_rollout.Rollout) -> float:
     """Seconds to roll every world of env `ticks` control ticks ahead with its current targets held."""
     sim = env.sim
-    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
-    state = np.empty((env.num_envs, mujoco.mj_stateSize(sim.models[0], spec)))
-    for i in range(env.num_envs):
-        mujoco.mj_getState(sim.models[i], sim.datas[i], state[i], spec)
+    state = sim.physics_state()
     nstep = ticks * sim.config.substeps
     control = np.repeat(sim.targets[:, None, :], nstep, axis=1)
     scratch = [mujoco.MjData(sim.models[0]) for _ in range(threads)]

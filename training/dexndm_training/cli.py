@@ -159,6 +159,40 @@ def _cmd_mpc(args) -> int:
     return 0
 
 
+def _add_grasps(sub) -> None:
+    from dexndm_training import evaluate
+
+    p = sub.add_parser("grasps", help="success rate of the grasp cache per object set and wrist (a table, JSON)")
+    p.add_argument("--objects", nargs="+", default=list(evaluate.TRAIN_OBJECTS + evaluate.TEST_OBJECTS))
+    p.add_argument("--wrists", nargs="+", default=list(evaluate.WRISTS))
+    p.add_argument("--num-envs", type=int, default=16, help="worlds testing candidates in parallel")
+    p.add_argument("--candidates", type=int, default=128, help="jittered poses tried per cell")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="write the rows here")
+    p.set_defaults(func=_cmd_grasps)
+
+
+def _cmd_grasps(args) -> int:
+    from tqdm import tqdm
+
+    from dexndm_training import grasps
+    from dexndm_training.env import EnvConfig
+
+    cfg = EnvConfig(num_envs=args.num_envs, grasp_candidates=args.candidates, seed=args.seed, threads=args.threads)
+    cells = [(o, w) for o in args.objects for w in args.wrists]
+    rows = [grasps.cache_success(o, w, cfg) for o, w in tqdm(cells, desc="grasp cache", unit="cell")]
+    print(grasps.table(rows))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    mean = sum(r["success_rate"] for r in rows) / len(rows)
+    low = min(rows, key=lambda r: r["success_rate"])
+    print(f"cells={len(rows)} mean_success_rate={mean:.3f} min_success_rate={low['success_rate']:.3f} "
+          f"min_cell={low['object']}/{low['wrist']}")
+    return 0
+
+
 def _add_collect(sub) -> None:
     p = sub.add_parser("collect", help="keep a policy's episodes that survive all steps, as a dataset")
     _env_args(p)
@@ -316,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dexndm-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_ppo, _add_gait, _add_mpc, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
+    for add in (_add_ppo, _add_gait, _add_mpc, _add_grasps, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
         add(sub)
     for action in sub.choices.values():
         action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2

@@ -130,9 +130,7 @@ class PredictiveSampler:
         """Object poses after each tick [N, K, H, 7] (position, quaternion x y z w) for candidate targets."""
         sim, cfg = self.env.sim, self.cfg
         n, k, h, _ = targets.shape
-        state = np.empty((n, self._nstate))
-        for i in range(n):
-            mujoco.mj_getState(sim.models[i], sim.datas[i], state[i], self._spec)
+        state = sim.physics_state()
         models = [sim.models[i] for i in range(n) for _ in range(k)]
         initial = np.repeat(state, k, axis=0)
         control = np.repeat(targets.reshape(n * k, h, hand.NUM_JOINTS), self._substeps, axis=1)
