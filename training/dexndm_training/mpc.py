@@ -84,7 +84,7 @@ class PredictiveSampler:
         self._substeps = sim.config.substeps
         self._spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
         self._nstate = mujoco.mj_stateSize(sim.models[0], self._spec)
-        self._scratch = [mujoco.MjData(sim.models[0]) for _ in range(max(1, cfg.threads))]
+        self._scratch = [mujoco.MjData(sim.models[0]) for _ in range(max(1, cfg.threads) if cfg.threads > 1 else 1)]
         self._qadr = sim._obj_qadr  # object free joint: position, then quaternion w x y z
         self._start_quat = np.tile([0.0, 0.0, 0.0, 1.0], (n, 1))
         self._pool = mj_rollout.Rollout(nthread=max(1, cfg.threads)) if cfg.threads > 1 else None

@@ -434,11 +434,12 @@ class BatchedHandSim:
             self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
             self._control_spec = mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_XFRC_APPLIED
             self._control_buf = np.empty((n, substeps, mujoco.mj_stateSize(m0, self._control_spec)))
-            self._scratch = [mujoco.MjData(m0) for _ in range(self._threads)]
+            threads = self._threads if self._threads > 1 and n > 1 else 0
+            self._scratch = [mujoco.MjData(m0) for _ in range(max(threads, 1))]
             nstate = mujoco.mj_stateSize(m0, self._state_spec)
             self._states_out = np.empty((n, substeps, nstate))
             self._sensors_out = np.empty((n, substeps, m0.nsensordata))
-            self._rollout = mj_rollout.Rollout(nthread=self._threads if self._threads > 1 and n > 1 else 0)
+            self._rollout = mj_rollout.Rollout(nthread=threads)
             act = np.array([m0.actuator(name).id for name in hand.JOINT_NAMES])
             self._pd_kp = np.stack([m.actuator_gainprm[act, 0] for m in self.models])
             self._pd_kv = np.stack([-m.actuator_biasprm[act, 2] for m in self.models])
