@@ -159,6 +159,24 @@ def _cmd_mpc(args) -> int:
     return 0
 
 
+def _add_curve(sub) -> None:
+    p = sub.add_parser("curve", help="plot learning curves (Rot, TTF vs env steps and wall time) of runs: JSON + PNG")
+    p.add_argument("runs", nargs="+", help="run directories holding curve.json (dexndm-train mpc)")
+    p.add_argument("--out", required=True, help="directory for curves.json and curves.png")
+    p.set_defaults(func=_cmd_curve)
+
+
+def _cmd_curve(args) -> int:
+    from dexndm_training import curves
+
+    runs = {Path(r).name: curves.load(r) for r in args.runs}
+    paths = curves.write(runs, args.out)
+    last = {name: points[-1] for name, points in runs.items() if points}
+    print(" ".join(f"{name}_rot_rad={p['rot']:.3f} {name}_ttf={p['ttf']:.3f} {name}_env_steps={p['env_steps']}"
+                   for name, p in last.items()) + f" plot={paths['plot']}")
+    return 0
+
+
 def _add_grasps(sub) -> None:
     from dexndm_training import evaluate
 
@@ -350,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dexndm-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_ppo, _add_gait, _add_mpc, _add_grasps, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
+    for add in (_add_ppo, _add_gait, _add_mpc, _add_curve, _add_grasps, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
         add(sub)
     for action in sub.choices.values():
         action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2

@@ -258,11 +258,22 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
         tmp = curve_file.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(curve, indent=1))
         tmp.replace(curve_file)
+        _tensorboard(out, curve[-1])
         if progress:
             c = curve[-1]
             print(f"round {r}: rot {c['rot']:.2f} rad, ttf {c['ttf']:.2f}, rotp {c['rotp']:.2f}, kept "
                   f"{c['kept']}/{c['episodes']} ({time.time() - start:.0f} s)", flush=True)
     return summary(out)
+
+
+def _tensorboard(out, point: dict) -> None:
+    """Rot, TTF, RotP and kept episodes of one round as TensorBoard scalars (out/tb), against env steps."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(out / "tb")) as writer:
+        for key in ("rot", "ttf", "rotp", "kept"):
+            writer.add_scalar(f"teacher/{key}", point[key], point["env_steps"], walltime=None)
+        writer.add_scalar("teacher/wall_s", point["wall_s"], point["env_steps"])
 
 
 def summary(out) -> dict:

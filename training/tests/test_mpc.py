@@ -119,6 +119,11 @@ def test_collection_writes_shards_and_a_curve_and_resumes(tmp_path, capsys):
             assert np.all(np.abs(np.diff(data["target"][:12], axis=0)) <= 1.0 / 24 + 1e-6)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith(f"out={out} rounds=2 episodes=4 ")
+    assert any((out / "tb").iterdir())  # TensorBoard scalars per round
+    assert main(["curve", str(out), "--out", str(tmp_path / "curves")]) == 0
+    plotted = json.loads((tmp_path / "curves" / "curves.json").read_text())
+    assert [p["round"] for p in plotted["teacher"]] == [0, 1]
+    assert (tmp_path / "curves" / "curves.png").stat().st_size > 1000
     changed = [a if a != "6" else "7" for a in args]
     assert main(changed) == 2  # another config in the same directory is refused with a clear error
     assert "another config" in capsys.readouterr().err
