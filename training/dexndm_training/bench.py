@@ -1,6 +1,6 @@
 """PPO throughput against the physics limit of the same worlds, measured in one run.
 
-    python -m dexndm_training.bench [--num-envs 128] [--steps-per-env 32] [--repeats 5]
+    python -m dexndm_training.bench [--num-envs 256] [--steps-per-env 32] [--repeats 5]
 
 - physics limit: the env's own worlds stepped by `mujoco.rollout` on `--threads` threads, targets held
   fixed, `steps-per-env` control ticks in one call (no Python between ticks) -- the fastest way this
@@ -45,11 +45,11 @@ def physics_limit_seconds(env: RotationEnv, ticks: int, threads: int, pool: mj_r
 def main(argv: list[str] | None = None) -> int:
     defaults = PPOConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num-envs", type=int, default=128)
+    p.add_argument("--num-envs", type=int, default=256)
     p.add_argument("--steps-per-env", type=int, default=defaults.num_steps_per_env)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2, help="physics threads")
-    p.add_argument("--torch-threads", type=int, default=2)
+    p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--object", default="normal_cuboid")
     for f in fields(PPOConfig):
         if f.name in ("num_learning_epochs", "num_mini_batches"):

@@ -68,6 +68,33 @@ def _policy(spec: str, env=None):
     return load_actor(path, env)
 
 
+def ppo_config_class():
+    from dexndm_training.ppo import PPOConfig
+
+    return PPOConfig
+
+
+def _dataclass_args(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """One --flag per field of dataclass cls (numbers, strings, lists of numbers), defaults from the class."""
+    from dataclasses import MISSING, fields
+
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, list):
+            p.add_argument(flag, type=type(default[0]), nargs="+", default=default, help=f"{cls.__name__}.{f.name}")
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=f"{cls.__name__}.{f.name}")
+
+
+def _dataclass_values(args, cls, skip: tuple[str, ...] = ()) -> dict:
+    from dataclasses import fields
+
+    return {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in skip and hasattr(args, f.name)}
+
+
 def _add_ppo(sub) -> None:
     p = sub.add_parser("ppo", help="train (or resume) a PPO specialist")
     _env_args(p)
@@ -79,6 +106,8 @@ def _add_ppo(sub) -> None:
     p.add_argument("--save-interval", type=int, default=25)
     p.add_argument("--device", default="cpu", help="network device: cpu, cuda, cuda:N (physics runs on CPU)")
     p.add_argument("--actor-groups", nargs="+", default=["policy"], help="observation groups of the actor")
+    _dataclass_args(p, ppo_config_class(), skip=("num_steps_per_env", "iterations", "save_interval", "actor_groups",
+                                                 "critic_groups", "device", "seed"))
     p.add_argument("--no-resume", action="store_true")
     p.set_defaults(func=_cmd_ppo)
 
@@ -92,8 +121,10 @@ def _cmd_ppo(args) -> int:
         preset = ppo.SPECIALISTS[args.specialist]
         args.object, args.wrists, args.axes = preset.object, list(preset.wrists), list(preset.axes)
     env_cfg = _env_config(args)
+    tuned = _dataclass_values(args, ppo.PPOConfig, skip=("num_steps_per_env", "iterations", "save_interval",
+                                                         "actor_groups", "critic_groups", "device", "seed"))
     cfg = ppo.PPOConfig(num_steps_per_env=args.steps_per_env, iterations=args.iterations, device=args.device,
-                        save_interval=args.save_interval, actor_groups=list(args.actor_groups), seed=args.seed)
+                        save_interval=args.save_interval, actor_groups=list(args.actor_groups), seed=args.seed, **tuned)
     ppo.train(env_cfg, cfg, args.run_dir, resume=not args.no_resume)
     return 0
 
