@@ -6,6 +6,7 @@ The logic lives in `collector.CollectionRun`; this node only wires it to topics.
 """
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 
@@ -18,6 +19,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
+from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
 
@@ -156,17 +158,29 @@ class ChaosBoxNode(Node):
 
 
 def main():
-    rclpy.init()
+    # SIGINT and SIGTERM are handled here, not by rclpy: the reason names the real signal, and the context
+    # stays up, so the open episode is aborted (recorded in the manifest, ABORT published) before shutdown.
+    received: list[str] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: received.append(signal.Signals(signum).name))
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = ChaosBoxNode()
     # One thread: MultiThreadedExecutor.spin_once in a loop busy-polls and starved the state callbacks.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        while rclpy.ok() and not (node.finished.is_set() and node.p["exit_when_done"]):
+        while rclpy.ok() and not received and not (node.finished.is_set() and node.p["exit_when_done"]):
             executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        if received and node.run is not None and not node.run.done:
+            node.run.fail(f"interrupted ({received[0]})")
+            node.get_logger().warn(f"collection stopped: interrupted ({received[0]}); rerun to resume")
+            if node.p["start_on_launch"]:
+                print(node.run.summary(), flush=True)
+        if received:
+            node.exit_code = 128 + signal.Signals[received[0]].value
+    except ExternalShutdownException:
         if node.run is not None:  # rclpy is already shut down: nothing can be published now
-            node.run.fail("interrupted (SIGINT)", publish=False)
+            node.run.fail("interrupted (ROS context shut down)", publish=False)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
