@@ -28,15 +28,17 @@ from pathlib import Path
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore, get_types_from_msg
 
+from dexndm_description import interfaces as ros
+
 #: Recorded topics and their types.
 TOPICS: dict[str, str] = {
-    "/leap_hand/joint_states": "sensor_msgs/msg/JointState",
-    "/leap_hand/command": "dexndm_msgs/msg/HandCommand",
-    "/dexndm/collect/episode": "dexndm_msgs/msg/EpisodeEvent",
-    "/dexndm/wrist_orientation": "geometry_msgs/msg/QuaternionStamped",
-    "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
+    ros.JOINT_STATES: "sensor_msgs/msg/JointState",
+    ros.HAND_COMMAND: "dexndm_msgs/msg/HandCommand",
+    ros.EPISODE: "dexndm_msgs/msg/EpisodeEvent",
+    ros.WRIST_ORIENTATION: "geometry_msgs/msg/QuaternionStamped",
+    ros.DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
 }
-STATE_TOPIC, COMMAND_TOPIC, EPISODE_TOPIC = "/leap_hand/joint_states", "/leap_hand/command", "/dexndm/collect/episode"
+STATE_TOPIC, COMMAND_TOPIC, EPISODE_TOPIC = ros.JOINT_STATES, ros.HAND_COMMAND, ros.EPISODE
 MANIFEST = "collection.json"
 PARTIAL = ".partial"
 ATTEMPT_FILE = "attempt"  # inside a partial episode's directory: the id of that attempt

@@ -1,6 +1,5 @@
 """The per-episode rosbag2 writer: real MCAP files read back with rosbags, crash leftovers, resume, disk full."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
