@@ -53,6 +53,7 @@ class DriverConfig:
     health_period: float = 1.0  # s between temperature / hardware-error polls
     diagnostics_period: float = 1.0  # s
     reconnect_period: float = 1.0  # s
+    gated: bool = False  # lockstep only: publish and step nothing until open_gate() (the graph is matched)
 
 
 @dataclass
@@ -108,6 +109,7 @@ class HandDriver:
         self._last_command_mono = 0.0
         self._last_read_s = 0.0
         self._thread: threading.Thread | None = None
+        self._gate_open = not self.config.gated
 
     # ---- entry points for other threads ---------------------------------------------------
     def start(self) -> None:
@@ -156,6 +158,12 @@ class HandDriver:
             return refuse("late", f"command arrived more than command_timeout={self.config.command_timeout} s "
                                   f"after its state")
         return check
+
+    def open_gate(self) -> None:
+        """Let a gated lockstep driver publish its first state and start stepping."""
+        with self._cv:
+            self._gate_open = True
+            self._cv.notify_all()
 
     def request_enable(self, on: bool, timeout: float = 10.0) -> tuple[bool, str]:
         """Activate (torque on; servos with a hardware error are rebooted first) or deactivate."""
@@ -399,6 +407,14 @@ class HandDriver:
         rtf = self.config.realtime_factor
         step_wall = hand.CONTROL_DT / rtf if rtf > 0 else 0.0
         next_diag = 0.0
+        if not self._gate_open:
+            self.sink.log("info", "waiting for the start gate before the first state (the graph's monitor)")
+            while not self._stopped() and not self._gate_open:
+                self._serve_requests()
+                self._wait(self.config.diagnostics_period, lambda: self._gate_open)
+                self.sink.diagnostics(self.stats, self._stamp())
+            if self._stopped():
+                return
         self.sink.clock(self.backend.sim_time_ns())
         self._publish_state(self.backend.read(), self._stamp())
         # Absolute deadlines, so the physics time is absorbed into the period rather than added to it.
