@@ -228,10 +228,10 @@ def test_bus_faults_are_survived_reported_and_recovered(bus, sink, running, faul
 def test_overload_error_is_reported_and_enable_reboots_the_servo(bus, sink, running):
     driver, _ = running
     bus.inject_hardware_error(5, 0x20)  # overload: the servo drops torque and latches the error
-    servo = wait_for(lambda: next((s for s in sink.diags[-1] if s.name.startswith("hand_driver: servo 5 ")), None)
+    wait_for(lambda: next((s for s in sink.diags[-1] if s.name.startswith("hand_driver: servo 5 ")), None)
                      if sink.diags and sink.diags[-1][-1].values.get("error_flags", "x") is not None else None)
     assert wait_for(lambda: driver.stats.health and 5 in driver.stats.health.errors)
-    servo = wait_for(lambda: [s for s in sink.diags[-1] if s.name == "hand_driver: servo 5 mf_mcp"])
+    assert wait_for(lambda: [s for s in sink.diags[-1] if s.name == "hand_driver: servo 5 mf_mcp"])
     assert wait_for(lambda: [s for s in sink.diags[-1] if s.name == "hand_driver: servo 5 mf_mcp"][0].level == 2)
     status = [s for s in sink.diags[-1] if s.name == "hand_driver: servo 5 mf_mcp"][0]
     assert status.values["error_flags"] == "overload" and "reboot" in status.message
