@@ -93,7 +93,9 @@ def test_rotate_through_the_emulated_dynamixel_bus(tmp_path):
     out = rotate("axis:=-x", "hardware:=emulated", "duration:=3", f"plot:={tmp_path / 'p.png'}")
     assert out.returncode == 0, out.stderr[-3000:]
     fields = last_line_fields(out)
-    assert fields["commands"] >= 40 and 15.0 < fields["rate_hz"] < 25.0  # the bus runs at 20 Hz wall clock
+    # The bus loop's tick schedule is tested exactly on a stepped clock (test_wire); here only that the
+    # app never runs faster than 20 Hz (load can only slow it, so no lower bound).
+    assert fields["commands"] >= 40 and 0 < fields["rate_hz"] < 22.0
     assert 0 < fields["latency_p50_ms"] < 50.0
 
 
