@@ -179,7 +179,7 @@ def test_a_tick_is_one_sync_read_plus_one_sync_write(bus, io):
 
 def test_the_driver_loop_sends_one_sync_read_per_tick_and_one_sync_write_per_command(bus, sink, stepped):
     driver, clock = stepped
-    start, ticks0, accepted0 = len(bus.log), driver.stats.ticks, driver.stats.accepted
+    start, ticks0, accepted0, dropped0 = len(bus.log), driver.stats.ticks, driver.stats.accepted, driver.stats.dropped_reads
     first = None
     for k in range(20):  # 1 s of the driver's clock, every state answered as it comes
         deadline = next_tick(driver, clock, sink)
@@ -189,6 +189,8 @@ def test_the_driver_loop_sends_one_sync_read_per_tick_and_one_sync_write_per_com
         assert clock.wait_for_waiter(after=waits) is not None  # written; the loop waits for the next tick
     assert deadline - first == pytest.approx(19 * 0.05)  # ticks every 1/rate_hz of the driver's clock
     ticks, accepted = driver.stats.ticks - ticks0, driver.stats.accepted - accepted0
+    # The SDK's reply timeout is real time: on a loaded machine a reply can miss it (a dropped read, no state).
+    dropped = driver.stats.dropped_reads - dropped0
     # a sync write has no reply: the emulator logs it a moment after the SDK returns
     assert wait_for(lambda: sum(e.instruction == "sync_write" for e in bus.events(start)) == 20)
     events = bus.events(start)
@@ -197,7 +199,7 @@ def test_the_driver_loop_sends_one_sync_read_per_tick_and_one_sync_write_per_com
     health = [e for e in events if e.instruction == "fast_sync_read" and e.register in
               ("hardware_error_status", "present_temperature")]
     assert len(events) == len(state_reads) + len(goal_writes) + len(health), "unexpected instructions"
-    assert len(state_reads) == ticks == 20 and len(goal_writes) == accepted == 20
+    assert len(state_reads) == ticks + dropped == 20 and ticks > 0 and len(goal_writes) == accepted == 20
     assert 6 <= len(health) <= 10  # two reads per 0.25 s health period
     kinds = "".join("r" if e.instruction == "fast_sync_read" else "w" for e in events if e not in health)
     assert kinds == "rw" * 20, "one sync read per tick, one sync write per answered state"
@@ -314,7 +316,7 @@ def test_refused_commands_never_reach_the_bus(bus, sink):
         bus.faults.missing_ids = {0}  # reads fail: no new state, the last one ages
         for _ in range(7):  # 0.35 s of the driver's clock > command_timeout
             next_tick(driver, clock, sink)
-        assert driver.stats.consecutive_read_failures == 7
+        assert driver.stats.consecutive_read_failures >= 7  # (one more if a reply missed the SDK timeout)
         assert driver.submit(hand.CANONICAL_POSE, sink.states[-1][0]).reason == "late"
         bus.faults.missing_ids = set()
         next_tick(driver, clock, sink)
