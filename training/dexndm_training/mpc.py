@@ -128,7 +128,7 @@ class PredictiveSampler:
 
     def _simulate(self, targets: np.ndarray) -> np.ndarray:
         """Object poses after each tick [N, K, H, 7] (position, quaternion x y z w) for candidate targets."""
-        sim, cfg = self.env.sim, self.cfg
+        sim = self.env.sim
         n, k, h, _ = targets.shape
         state = sim.physics_state()
         models = [sim.models[i] for i in range(n) for _ in range(k)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dexndm.graph import Argument, ArgumentError, NodeSpec, as_bool, as_float
+from dexndm_description.interfaces import MONITOR_READY
 
 HARDWARE = ("sim", "emulated", "dynamixel")
 
@@ -22,7 +23,7 @@ ARGUMENTS = (
     Argument("residual_model", "", "residual ONNX model (empty: the installed default)"),
     Argument("realtime_factor", "1.0", "sim pacing: 1 = wall clock, 0 = as fast as possible (sim only)"),
     Argument("duration", "20.0", "run length in seconds of the driver's clock (sim seconds in simulation)"),
-    Argument("plot", "output/rotate.png", "where to save the plot (PNG; empty: no plot)"),
+    Argument("plot", "output/rotate.png", "where to save the plot (PNG; none or empty: no plot)"),
     Argument("port", "/dev/ttyUSB0", "serial port of the U2D2 (hardware:=dynamixel)"),
 )
 
@@ -50,16 +51,24 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
     driver = {"backend": hardware, "wrist": args["wrist"], "object": args["object"],
               "realtime_factor": realtime_factor}
     if hardware == "sim":
-        driver["use_sim_time"] = True  # stamp states with sim time: `duration` counts sim seconds at any pace
+        # The sim graph's clock is the simulation's: the driver stamps states with sim time and publishes
+        # /clock, and every node runs on it, so PolicyStep, state_stamp and joint states agree.
+        driver["start_gate"] = MONITOR_READY  # no state, no step before the monitor is matched
     if hardware == "dynamixel":
         driver["port"] = args["port"]
     policy = {"axis": args["axis"], "wrist": args["wrist"], "generalist_model": args["generalist_model"],
               "residual_model": args["residual_model"], "residual": as_bool(args["residual"], "residual"),
               # Sim stamps are sim time, not comparable with the node's clock; hardware stamps are wall time.
               "max_state_age": 0.0 if hardware == "sim" else 0.25}
-    monitor = {"duration": duration, "plot": args["plot"], "axis": args["axis"], "wrist": args["wrist"]}
-    return [
+    plot = "" if args["plot"].strip().lower() in ("", "none") else args["plot"]
+    monitor = {"duration": duration, "plot": plot, "axis": args["axis"], "wrist": args["wrist"],
+               "measure_object": hardware != "dynamixel"}
+    specs = [
         NodeSpec("dexndm_driver", "hand_driver", "hand_driver", parameters=driver),
         NodeSpec("dexndm_policy", "rotation_policy", "rotation_policy", parameters=policy),
         NodeSpec("dexndm_policy", "rotation_monitor", "rotation_monitor", parameters=monitor, required=True),
     ]
+    if hardware == "sim":
+        for spec in specs:
+            spec.parameters["use_sim_time"] = True
+    return specs
