@@ -48,6 +48,9 @@ class MPCConfig:
     w_drift: float = 2.0
     fall_distance: float = 0.07  # m from the grasp spot counted as lost while planning
     w_fall: float = 2.0
+    #: 0: keep the best candidate (predictive sampling). > 0: the new plan is the softmax(score / (T std))
+    #: weighted mean of the candidates (MPPI), smoother deltas that a student can imitate more easily.
+    temperature: float = 0.0
     threads: int = 2
     seed: int = 0
 
@@ -64,6 +67,14 @@ def _swing_angle(quat: np.ndarray, start: np.ndarray, axis: np.ndarray) -> np.nd
     twist_norm = np.sqrt(proj**2 + w**2)
     # |swing| angle = 2 acos(|twist| / |rel|) with |rel| = 1
     return 2.0 * np.arccos(np.clip(twist_norm, 0.0, 1.0))
+
+
+def mppi_weights(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """[N, K] weights summing to 1 per row: softmax of scores / (temperature x the row's score spread)."""
+    spread = np.maximum(scores.std(axis=1, keepdims=True), 1e-9)
+    z = (scores - scores.max(axis=1, keepdims=True)) / (temperature * spread)
+    w = np.exp(z)
+    return w / w.sum(axis=1, keepdims=True)
 
 
 class PredictiveSampler:
@@ -178,10 +189,13 @@ class PredictiveSampler:
         knots = self._candidates()
         targets = self._targets(knots)
         scores = self.score(self._simulate(targets))
-        best = np.argmax(scores, axis=1)
         n = self.env.num_envs
-        chosen = knots[np.arange(n), best]  # [N, knots, 16]
+        best = np.argmax(scores, axis=1)
         self.last_scores = scores[np.arange(n), best]
+        if cfg.temperature > 0:
+            chosen = np.einsum("nk,nkij->nij", mppi_weights(scores, cfg.temperature), knots)
+        else:
+            chosen = knots[np.arange(n), best]  # [N, knots, 16]
         delta = np.clip(self._interp[0] @ chosen, -1.0, 1.0)  # the first tick's delta, [N, 16]
         # shift the chosen plan by one tick: re-sample the spline at t + 1 (knots interpolated, last one held)
         t = (np.arange(self.knots) * cfg.knot_every + 1) / cfg.knot_every
@@ -225,7 +239,8 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
     config = {"env": env_cfg.to_dict(), "mpc": cfg.to_dict(), "min_rot": min_rot}
     if config_file.exists():
         saved = json.loads(config_file.read_text())
-        if saved["env"] != json.loads(json.dumps(config["env"])) or saved["mpc"] != json.loads(json.dumps(config["mpc"])):
+        saved_mpc = {**MPCConfig().to_dict(), **saved["mpc"]}  # settings added since the run began: defaults
+        if saved["env"] != json.loads(json.dumps(config["env"])) or saved_mpc != json.loads(json.dumps(config["mpc"])):
             raise ValueError(f"{out} holds a run with another config ({config_file}); resume with the same "
                              "settings or choose a new --out")
     else:

@@ -10,7 +10,7 @@ from dexndm_training import metrics, rotations
 from dexndm_training.cli import main
 from dexndm_training.dataset import Dataset
 from dexndm_training.env import EnvConfig, RotationEnv
-from dexndm_training.mpc import MPCConfig, PredictiveSampler, _swing_angle
+from dexndm_training.mpc import MPCConfig, PredictiveSampler, _swing_angle, mppi_weights
 from dexndm_training.rollout import rollout, zero_policy
 
 #: A calm, nominal condition the teacher must turn in a few seconds: palm up, +z, no disturbance.
@@ -26,6 +26,14 @@ def test_swing_angle_ignores_turning_about_the_axis_and_measures_tipping():
     tipped = rotations.multiply(rotations.from_axis_angle(np.array([[1.0, 0.0, 0.0]]), np.array([0.4])), start)
     assert _swing_angle(turned, start, axis)[0] == pytest.approx(0.0, abs=1e-7)
     assert _swing_angle(tipped, start, axis)[0] == pytest.approx(0.4, abs=1e-7)
+
+
+def test_mppi_weights_favour_high_scores_and_sharpen_with_lower_temperature():
+    scores = np.array([[0.0, 1.0, 2.0], [5.0, 5.0, 5.0]])
+    warm, cold = mppi_weights(scores, 1.0), mppi_weights(scores, 0.1)
+    assert np.allclose(warm.sum(1), 1.0) and np.allclose(cold.sum(1), 1.0)
+    assert warm[0, 2] > warm[0, 1] > warm[0, 0] and cold[0, 2] > warm[0, 2] > 0.5
+    assert np.allclose(warm[1], 1 / 3)  # equal scores, equal weights
 
 
 def test_score_prefers_turning_about_the_axis_to_tipping_and_dropping():
@@ -90,6 +98,20 @@ def test_the_teacher_turns_the_object_and_a_still_hand_does_not():
         per = metrics.episode_metrics(result.object_quat, result.angvel, result.axis_world, result.alive, EASY.episode_steps)
         turned[who] = float(per["rot"].mean())
     assert turned["mpc"] > max(turned["still"], turned["random"]) + 0.15, turned
+
+
+def test_mppi_plans_act_within_the_action_path():
+    env = RotationEnv(replace(EASY, num_envs=1))
+    teacher = PredictiveSampler(env, replace(SMALL, temperature=0.5))
+    try:
+        env.reset()
+        for _ in range(3):
+            delta = teacher(env.get_observations())
+            assert torch.all(delta.abs() <= 1.0) and torch.all(torch.isfinite(delta))
+            env.step(delta)
+    finally:
+        teacher.close()
+        env.close()
 
 
 def test_servo_worlds_are_refused():
