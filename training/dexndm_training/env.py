@@ -112,6 +112,7 @@ class EnvConfig:
     reset_attempts: int = 8  # grasps drawn per reset until the object lies within reset_max_distance
     reset_max_distance: float = 0.085  # m from the grasp spot after the close (falling is FALL_DISTANCE = 0.1)
     reset_max_speed: float = 0.05  # m/s of the object after the close
+    terminate_on_fall: bool = True  # False: a world runs all episode_steps after its object fell (dynamics data)
     seed: int = 0
     threads: int = 2
     device: str = "cpu"
@@ -286,7 +287,7 @@ class RotationEnv(VecEnv):
         self.previous_target = target.copy()  # reset_envs writes into it; `target` stays as stepped
         self.episode_length_buf += 1
         time_out = self.episode_length_buf.numpy() >= self.cfg.episode_steps
-        done = fallen | time_out
+        done = (fallen & self.cfg.terminate_on_fall) | time_out
         self.episode_return += reward
         self.last_step = {"q": q, "target": target, "object_pose": pose, "angvel": angvel, "fallen": fallen,
                           "time_out": time_out, "reward": reward}  # before any reset, for collectors
