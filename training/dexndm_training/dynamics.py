@@ -106,6 +106,7 @@ class DynamicsModel(nn.Module):
         return grouped.reshape(grouped.shape[0], grouped.shape[1], -1)
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
+        check_history(history, self.window)
         x = (self.features(history) - self.in_mean) / self.in_std
         for layer in self.layers:
             x = torch.nn.functional.elu(layer(x))
@@ -274,9 +275,12 @@ def load_dynamics(path: str | os.PathLike) -> tuple[DynamicsModel, dict]:
     return model.eval(), saved
 
 
-def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool = True,
-                   progress: bool = True) -> tuple[DynamicsModel, dict]:
-    """Train (or fine-tune) on cfg.datasets; writes out_dir/dynamics.pt (best eval) and checkpoint.pt."""
+def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool = True, progress: bool = True,
+                   on_epoch=None) -> tuple[DynamicsModel, dict]:
+    """Train (or fine-tune) on cfg.datasets; writes out_dir/dynamics.pt (best eval) and checkpoint.pt.
+
+    `on_epoch(epoch, entry)` is called after each epoch's checkpoint is on disk. A run stopped at any point
+    resumes from its last checkpoint (same cfg and out_dir) and ends exactly as an uninterrupted run."""
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
@@ -304,6 +308,7 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
         {"role": role, "datasets": [str(Path(p).resolve()) for p in cfg.datasets], "train_rows": len(train)}]
     ranges = _union_ranges(init_record.get("input_ranges"), train.ranges())
     state = {"epoch": 0, "best_eval": float("inf"), "best_epoch": -1, "best_state": None, "history": []}
+    initial = prediction_errors(model, evald)  # before any training (the same after a resume)
     ckpt_path = out_dir / CHECKPOINT
     if resume and ckpt_path.exists():
         saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -313,13 +318,11 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
         optim.load_state_dict(saved["optim"])
         sched.load_state_dict(saved["sched"])
         state = saved["state"]
-    initial = prediction_errors(model, evald)
-    gen = torch.Generator().manual_seed(cfg.seed + state["epoch"])
     start = time.time()
     bar = tqdm(range(state["epoch"], cfg.epochs), desc=f"dynamics {cfg.grouping}", unit="epoch", disable=not progress)
     for epoch in bar:
         model.train()
-        order = torch.randperm(len(train), generator=gen)
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
         batches = range(0, len(order), cfg.batch_size)
         if cfg.max_batches_per_epoch > 0:
             batches = batches[: cfg.max_batches_per_epoch]
@@ -332,7 +335,7 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
-            total, count = total + float(loss) * len(rows), count + len(rows)
+            total, count = total + loss.item() * len(rows), count + len(rows)
         sched.step()
         errors = prediction_errors(model, evald)
         state["history"].append({"epoch": epoch, "train_loss": total / max(count, 1), "eval_mae": errors["mae"],
@@ -344,6 +347,8 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
         _save_atomic({"config": cfg.to_dict(), "model": model.state_dict(), "optim": optim.state_dict(),
                       "sched": sched.state_dict(), "state": state}, ckpt_path)
         bar.set_postfix(loss=f"{total / max(count, 1):.4f}", eval_mae=f"{errors['mae']:.5f}")
+        if on_epoch is not None:
+            on_epoch(epoch, state["history"][-1])
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.cpu().eval()

@@ -169,7 +169,7 @@ def train_residual(cfg: ResidualConfig, out_dir: str | os.PathLike, dynamics: to
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
-            total, count = total + float(loss) * len(rows), count + len(rows)
+            total, count = total + loss.item() * len(rows), count + len(rows)
         sched.step()
         policy.eval()
         errors = mismatch(policy, dynamics, evald)
