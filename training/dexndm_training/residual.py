@@ -146,7 +146,7 @@ def train_residual(cfg: ResidualConfig, out_dir: str | os.PathLike, dynamics: to
     train, evald = data["train"], data["eval"]
     policy = ResidualPolicy(cfg.width, cfg.blocks, cfg.max_residual)
     sample = torch.randperm(len(train))[:200_000]
-    policy.normalizer.fit(torch.cat([train.observations(sample), train.base[sample]], dim=1))
+    policy.normalizer.fit(policy.inputs(train.observations(sample), train.base[sample]))
     optim = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=max(cfg.epochs, 1))
     gen = torch.Generator().manual_seed(cfg.seed)
