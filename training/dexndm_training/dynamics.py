@@ -364,10 +364,14 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
     return model, report
 
 
-def evaluate_dynamics(model: nn.Module, paths: list[str]) -> dict[str, float]:
-    """One-step errors of a model on every row of the datasets (e.g. held-out or OOD sets)."""
+def evaluate_dynamics(model: nn.Module, paths: list[str], split: str = "all", eval_fraction: float = 0.1,
+                      seed: int = 0) -> dict[str, float]:
+    """One-step errors of a model on the datasets' rows: all of them (e.g. an OOD set), or the `eval` / `train`
+    episodes of the 9:1 split that training with the same eval_fraction and seed used."""
+    if split not in ("all", "train", "eval"):
+        raise ValueError(f"split must be all, train or eval, got {split!r}")
     window = model.window
-    data = load_windows(paths, window, split=False)["all"]
+    data = load_windows(paths, window, eval_fraction, seed, split=split != "all")[split]
     errors = prediction_errors(model, data)
     errors["rows"] = len(data)
     return errors

@@ -147,6 +147,9 @@ def _add_dynamics(sub) -> None:
     e = sub.add_parser("dynamics-eval", help="one-step prediction error of a dynamics model on datasets")
     e.add_argument("--model", required=True, help="dynamics.pt or its directory")
     e.add_argument("--datasets", nargs="+", required=True)
+    e.add_argument("--split", default="all", choices=["all", "train", "eval"],
+                   help="all rows, or the episodes of training's 9:1 split (same --seed)")
+    e.add_argument("--seed", type=int, default=0)
     e.add_argument("--torch-threads", type=int, default=1)
     e.set_defaults(func=_cmd_dynamics_eval)
     x = sub.add_parser("dynamics-export", help="dynamics.pt -> dynamics.onnx (parity-checked, with metadata)")
@@ -187,7 +190,7 @@ def _cmd_dynamics_eval(args) -> int:
 
     _threads(args)
     model, _ = dynamics.load_dynamics(args.model)
-    errors = dynamics.evaluate_dynamics(model, list(args.datasets))
+    errors = dynamics.evaluate_dynamics(model, list(args.datasets), split=args.split, seed=args.seed)
     print(f"mae_rad={errors['mae']:.6f} rmse_rad={errors['rmse']:.6f} zero_delta_mae_rad={errors['zero_delta_mae']:.6f} "
           f"rows={errors['rows']}")
     return 0
@@ -244,7 +247,57 @@ def _cmd_residual(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- tracking
+def _add_tracking(sub) -> None:
+    p = sub.add_parser("tracking", help="joint tracking error, target vs source world, without and with a residual")
+    p.add_argument("--policy", default="src/dexndm_policy/models/generalist.onnx", help="base policy")
+    p.add_argument("--residual", default="none", help="residual.onnx, residual.pt (or its directory), or none")
+    p.add_argument("--wrist", default="thumb_up")
+    p.add_argument("--object", default="normal_cylinder", help="object set, or none (free hand)")
+    p.add_argument("--axis", default="z")
+    p.add_argument("--episodes", type=int, default=16)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default="", help="write the full result here")
+    p.set_defaults(func=_cmd_tracking)
+
+
+def _residual_callable(spec: str):
+    if spec in ("", "none"):
+        return None
+    if spec.endswith(".onnx"):
+        from dexndm_policy import contract, runtime
+
+        return runtime.OnnxPolicyModel(spec, contract.KIND_RESIDUAL)
+    from dexndm_training import residual
+
+    return residual.residual_fn(residual.load_residual(spec)[0])
+
+
+def _cmd_tracking(args) -> int:
+    import json
+
+    from dexndm_training import tracking
+
+    _threads(argparse.Namespace(torch_threads=1))
+    cfg = tracking.TrackingConfig(wrist=args.wrist, object=args.object, axis=args.axis, episodes=args.episodes,
+                                  steps=args.steps, seed=args.seed, threads=args.threads)
+    result = tracking.tracking_error(_policy(args.policy), cfg, _residual_callable(args.residual))
+    result.update(policy=args.policy, residual_model=args.residual)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    line = f"direct_track_err_rad={result['direct']['track_err']:.5f}"
+    if "residual" in result:
+        r = result["residual"]
+        line += (f" residual_track_err_rad={r['track_err']:.5f} ratio={r['track_err'] / result['direct']['track_err']:.3f}"
+                 f" mean_abs_residual_rad={r['mean_abs_residual']:.5f}")
+    print(f"{line} episodes={args.episodes} seconds={result['seconds']:.1f}")
+    return 0
+
+
 def register(sub) -> None:
     """Add the DexNDM subcommands to the dexndm-train command line."""
-    for add in (_add_data, _add_dynamics, _add_residual):
+    for add in (_add_data, _add_dynamics, _add_residual, _add_tracking):
         add(sub)
