@@ -128,7 +128,10 @@ class DynamicsModel(nn.Module):
 class TransitionWindows:
     """Rows of datasets with W-step window indices; histories are gathered on demand (memory-light)."""
 
-    def __init__(self, q: np.ndarray, target: np.ndarray, next_q: np.ndarray, first: np.ndarray, window: int):
+    def __init__(self, q: np.ndarray, target: np.ndarray, next_q: np.ndarray, first: np.ndarray, window: int,
+                 extra: dict[str, np.ndarray] | None = None):
+        self.extra = {k: torch.as_tensor(v) for k, v in (extra or {}).items()}  # other per-row arrays
+        self.first = torch.as_tensor(first, dtype=torch.long)  # row of each row's episode start
         self.q = torch.as_tensor(np.asarray(q, dtype=np.float32))
         self.target = torch.as_tensor(np.asarray(target, dtype=np.float32))
         self.next_q = torch.as_tensor(np.asarray(next_q, dtype=np.float32))
@@ -158,23 +161,37 @@ def _episode_rows(ds: Dataset, episodes) -> np.ndarray:
                            for i in episodes]) if len(episodes) else np.zeros(0, dtype=int)
 
 
-def load_windows(paths: list[str], window: int, eval_fraction: float = 0.1, seed: int = 0,
-                 split: bool = True, extra: tuple[str, ...] = ()) -> dict[str, TransitionWindows]:
+def choose_episodes(ds: Dataset, split: bool, eval_fraction: float = 0.1, seed: int = 0, max_episodes: int = 0
+                    ) -> dict[str, np.ndarray]:
+    """Episode ids per split: {"train", "eval"} (9:1 by episode, Dataset.split_episodes) or {"all"}.
+
+    max_episodes > 0 first keeps that many episodes of the dataset (a seeded draw; data-scaling studies)."""
+    ids = np.arange(len(ds.episodes))
+    if max_episodes > 0:
+        ids = np.sort(np.random.default_rng([seed, 7]).permutation(ids)[:max_episodes])
+    if not split:
+        return {"all": ids}
+    if max_episodes <= 0:
+        train_ids, eval_ids = ds.split_episodes(eval_fraction, seed)
+    else:
+        order = np.random.default_rng(seed).permutation(ids)
+        n_eval = max(1, int(round(eval_fraction * len(ids)))) if len(ids) > 1 else 0
+        train_ids, eval_ids = np.sort(order[n_eval:]), np.sort(order[:n_eval])
+    return {"train": train_ids, "eval": eval_ids if len(eval_ids) else train_ids}  # one episode: evaluate on it
+
+
+def load_windows(paths: list[str], window: int, eval_fraction: float = 0.1, seed: int = 0, split: bool = True,
+                 extra: tuple[str, ...] = (), max_episodes: int = 0) -> dict[str, TransitionWindows]:
     """{"train", "eval"} (or {"all"} with split=False) windows of the datasets, split by episode.
 
-    Every array named in `extra` (e.g. base_target, wrist, axis) is attached to each split as an attribute."""
+    Arrays named in `extra` (e.g. base_target, wrist, axis) come along in each split's `extra`; max_episodes > 0
+    keeps that many episodes per dataset (choose_episodes)."""
     if not paths:
         raise ValueError("no datasets given: pass one or more dataset directories (dexndm-train ndm-data)")
     parts: dict[str, list[tuple]] = {}
     for path in paths:
         ds = Dataset(path)
-        if split:
-            train_ids, eval_ids = ds.split_episodes(eval_fraction, seed)
-            if len(eval_ids) == 0:
-                eval_ids = train_ids  # a single episode: evaluate on it
-            chosen = {"train": train_ids, "eval": eval_ids}
-        else:
-            chosen = {"all": np.arange(len(ds.episodes))}
+        chosen = choose_episodes(ds, split, eval_fraction, seed, max_episodes)
         for name, ids in chosen.items():
             rows = _episode_rows(ds, ids)
             arrays = {k: np.asarray(ds[k][rows]) for k in ("q", "target", "next_q", "step", *extra)}
@@ -187,11 +204,8 @@ def load_windows(paths: list[str], window: int, eval_fraction: float = 0.1, seed
         cat = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
         rows = np.arange(len(cat["q"]))
         first = rows - cat["step"]  # steps are 0.. within each episode, rows contiguous
-        windows = TransitionWindows(cat["q"], cat["target"], cat["next_q"], first, window)
-        for k in extra:
-            setattr(windows, k, torch.as_tensor(cat[k]))
-        windows.first = torch.as_tensor(first)
-        out[name] = windows
+        out[name] = TransitionWindows(cat["q"], cat["target"], cat["next_q"], first, window,
+                                      {k: cat[k] for k in extra})
     return out
 
 
@@ -211,6 +225,7 @@ class DynamicsConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-5
     max_batches_per_epoch: int = 0  # 0 = a full pass over the training rows
+    max_episodes: int = 0  # > 0: use only this many episodes of each dataset (data-scaling studies)
     eval_fraction: float = 0.1
     seed: int = 0
     device: str = "cpu"
@@ -295,7 +310,7 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
                              f"--window {cfg.window} / --grouping {cfg.grouping}; pass the model's own settings")
     else:
         model = DynamicsModel(cfg.window, cfg.grouping, tuple(cfg.hidden))
-    data = load_windows(cfg.datasets, cfg.window, cfg.eval_fraction, cfg.seed)
+    data = load_windows(cfg.datasets, cfg.window, cfg.eval_fraction, cfg.seed, max_episodes=cfg.max_episodes)
     train, evald = data["train"], data["eval"]
     if not cfg.init:
         sample = torch.randperm(len(train))[:200_000]

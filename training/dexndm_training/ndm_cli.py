@@ -137,6 +137,7 @@ def _add_dynamics(sub) -> None:
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--max-batches-per-epoch", type=int, default=0)
+    p.add_argument("--max-episodes", type=int, default=0, help="use only this many episodes per dataset (0 = all)")
     p.add_argument("--eval-datasets", nargs="*", default=[], help="also report the error on these (e.g. OOD) sets")
     p.add_argument("--export", default="", help="write dynamics.onnx here (parity-checked)")
     p.add_argument("--device", default="cpu")
@@ -168,7 +169,7 @@ def _cmd_dynamics(args) -> int:
     cfg = dynamics.DynamicsConfig(datasets=list(args.datasets), init=args.init, window=args.window,
                                   grouping=args.grouping, hidden=list(args.hidden), epochs=args.epochs,
                                   batch_size=args.batch_size, lr=args.lr, max_batches_per_epoch=args.max_batches_per_epoch,
-                                  seed=args.seed, device=args.device)
+                                  max_episodes=args.max_episodes, seed=args.seed, device=args.device)
     model, report = dynamics.train_dynamics(cfg, args.out, resume=not args.no_resume)
     line = (f"model={Path(args.out) / dynamics.MODEL_FILE} eval_mae_rad={report['eval']['mae']:.6f} "
             f"eval_rmse_rad={report['eval']['rmse']:.6f} zero_delta_mae_rad={report['eval']['zero_delta_mae']:.6f} "

@@ -63,7 +63,7 @@ class ResidualData:
 
     def __init__(self, windows: TransitionWindows):
         self.windows = windows
-        q, base, first = windows.q, windows.base_target.float(), windows.first
+        q, base, first = windows.q, windows.extra["base_target"].float(), windows.first
         rows = torch.arange(len(q))
         self.base = base
         # previous base target of each row: a_{t-1}, with a_{-1} = q_0 (the env's convention)
@@ -71,8 +71,8 @@ class ResidualData:
         self.step = torch.cat([q, prev], dim=1)  # [T, 32] = (q_k, a_{k-1}), one history step
         offsets = torch.arange(observation.HISTORY) - (observation.HISTORY - 1)
         self.obs_index = torch.maximum(rows[:, None] + offsets[None, :], first[:, None])
-        self.wrist = windows.wrist.float()
-        self.axis = windows.axis.float()
+        self.wrist = windows.extra["wrist"].float()
+        self.axis = windows.extra["axis"].float()
 
     def __len__(self) -> int:
         return len(self.windows)

@@ -166,3 +166,15 @@ def test_windows_repeat_the_first_row_before_an_episode_starts(tmp_path):
     torch.testing.assert_close(hist[1, :, :, 0], q[[0, 0, 1, 2]].T)
     torch.testing.assert_close(hist[3, :, :, 0], q[[6, 6, 6, 7]].T)
     torch.testing.assert_close(hist[1, :, :, 1], torch.as_tensor(np.array(ds["target"]))[[0, 0, 1, 2]].T)
+
+
+def test_a_subset_of_episodes_for_data_scaling(tmp_path):
+    write_law(tmp_path / "law", episodes=10, length=5)
+    ds = Dataset(tmp_path / "law")
+    a = dynamics.choose_episodes(ds, True, max_episodes=4, seed=3)
+    b = dynamics.choose_episodes(ds, True, max_episodes=4, seed=3)
+    assert len(a["train"]) == 3 and len(a["eval"]) == 1 and not set(a["train"]) & set(a["eval"])
+    assert all(np.array_equal(a[k], b[k]) for k in a)  # seeded
+    small = dynamics.load_windows([str(tmp_path / "law")], W, max_episodes=4, seed=3)
+    assert len(small["train"]) == 15 and len(small["eval"]) == 5
+    assert set(dynamics.choose_episodes(ds, False, max_episodes=6)["all"]) < set(range(10))
