@@ -161,17 +161,24 @@ def _episode_rows(ds: Dataset, episodes) -> np.ndarray:
                            for i in episodes]) if len(episodes) else np.zeros(0, dtype=int)
 
 
-def choose_episodes(ds: Dataset, split: bool, eval_fraction: float = 0.1, seed: int = 0, max_episodes: int = 0
-                    ) -> dict[str, np.ndarray]:
+def choose_episodes(ds: Dataset, split: bool, eval_fraction: float = 0.1, seed: int = 0, max_episodes: int = 0,
+                    wrists: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Episode ids per split: {"train", "eval"} (9:1 by episode, Dataset.split_episodes) or {"all"}.
 
-    max_episodes > 0 first keeps that many episodes of the dataset (a seeded draw; data-scaling studies)."""
+    `wrists` keeps only episodes with those wrist labels; max_episodes > 0 then keeps that many (a seeded draw;
+    data-scaling studies)."""
     ids = np.arange(len(ds.episodes))
+    if wrists:
+        ids = np.array([i for i in ids if ds.episodes[i]["wrist"] in wrists], dtype=int)
+        if len(ids) == 0:
+            labels = sorted({e["wrist"] for e in ds.episodes})
+            raise ValueError(f"{ds.path}: no episode with wrist in {list(wrists)}; labels present: {labels}")
+    subset = bool(wrists) or max_episodes > 0
     if max_episodes > 0:
         ids = np.sort(np.random.default_rng([seed, 7]).permutation(ids)[:max_episodes])
     if not split:
         return {"all": ids}
-    if max_episodes <= 0:
+    if not subset:
         train_ids, eval_ids = ds.split_episodes(eval_fraction, seed)
     else:
         order = np.random.default_rng(seed).permutation(ids)
@@ -181,7 +188,8 @@ def choose_episodes(ds: Dataset, split: bool, eval_fraction: float = 0.1, seed: 
 
 
 def load_windows(paths: list[str], window: int, eval_fraction: float = 0.1, seed: int = 0, split: bool = True,
-                 extra: tuple[str, ...] = (), max_episodes: int = 0) -> dict[str, TransitionWindows]:
+                 extra: tuple[str, ...] = (), max_episodes: int = 0, wrists: tuple[str, ...] = ()
+                 ) -> dict[str, TransitionWindows]:
     """{"train", "eval"} (or {"all"} with split=False) windows of the datasets, split by episode.
 
     Arrays named in `extra` (e.g. base_target, wrist, axis) come along in each split's `extra`; max_episodes > 0
@@ -191,7 +199,7 @@ def load_windows(paths: list[str], window: int, eval_fraction: float = 0.1, seed
     parts: dict[str, list[tuple]] = {}
     for path in paths:
         ds = Dataset(path)
-        chosen = choose_episodes(ds, split, eval_fraction, seed, max_episodes)
+        chosen = choose_episodes(ds, split, eval_fraction, seed, max_episodes, tuple(wrists))
         for name, ids in chosen.items():
             rows = _episode_rows(ds, ids)
             arrays = {k: np.asarray(ds[k][rows]) for k in ("q", "target", "next_q", "step", *extra)}
@@ -226,6 +234,7 @@ class DynamicsConfig:
     weight_decay: float = 1e-5
     max_batches_per_epoch: int = 0  # 0 = a full pass over the training rows
     max_episodes: int = 0  # > 0: use only this many episodes of each dataset (data-scaling studies)
+    wrists: list[str] = field(default_factory=list)  # only episodes of these wrist labels (all when empty)
     eval_fraction: float = 0.1
     seed: int = 0
     device: str = "cpu"
@@ -310,7 +319,8 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
                              f"--window {cfg.window} / --grouping {cfg.grouping}; pass the model's own settings")
     else:
         model = DynamicsModel(cfg.window, cfg.grouping, tuple(cfg.hidden))
-    data = load_windows(cfg.datasets, cfg.window, cfg.eval_fraction, cfg.seed, max_episodes=cfg.max_episodes)
+    data = load_windows(cfg.datasets, cfg.window, cfg.eval_fraction, cfg.seed, max_episodes=cfg.max_episodes,
+                        wrists=tuple(cfg.wrists))
     train, evald = data["train"], data["eval"]
     if not cfg.init:
         sample = torch.randperm(len(train))[:200_000]
@@ -380,13 +390,13 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
 
 
 def evaluate_dynamics(model: nn.Module, paths: list[str], split: str = "all", eval_fraction: float = 0.1,
-                      seed: int = 0) -> dict[str, float]:
+                      seed: int = 0, wrists: tuple[str, ...] = ()) -> dict[str, float]:
     """One-step errors of a model on the datasets' rows: all of them (e.g. an OOD set), or the `eval` / `train`
     episodes of the 9:1 split that training with the same eval_fraction and seed used."""
     if split not in ("all", "train", "eval"):
         raise ValueError(f"split must be all, train or eval, got {split!r}")
     window = model.window
-    data = load_windows(paths, window, eval_fraction, seed, split=split != "all")[split]
+    data = load_windows(paths, window, eval_fraction, seed, split=split != "all", wrists=tuple(wrists))[split]
     errors = prediction_errors(model, data)
     errors["rows"] = len(data)
     return errors

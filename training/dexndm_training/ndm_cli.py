@@ -138,6 +138,7 @@ def _add_dynamics(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--max-batches-per-epoch", type=int, default=0)
     p.add_argument("--max-episodes", type=int, default=0, help="use only this many episodes per dataset (0 = all)")
+    p.add_argument("--wrists", nargs="*", default=[], help="only episodes of these wrist labels (default all)")
     p.add_argument("--eval-datasets", nargs="*", default=[], help="also report the error on these (e.g. OOD) sets")
     p.add_argument("--export", default="", help="write dynamics.onnx here (parity-checked)")
     p.add_argument("--device", default="cpu")
@@ -151,6 +152,7 @@ def _add_dynamics(sub) -> None:
     e.add_argument("--split", default="all", choices=["all", "train", "eval"],
                    help="all rows, or the episodes of training's 9:1 split (same --seed)")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--wrists", nargs="*", default=[], help="only episodes of these wrist labels (default all)")
     e.add_argument("--torch-threads", type=int, default=1)
     e.set_defaults(func=_cmd_dynamics_eval)
     x = sub.add_parser("dynamics-export", help="dynamics.pt -> dynamics.onnx (parity-checked, with metadata)")
@@ -169,7 +171,8 @@ def _cmd_dynamics(args) -> int:
     cfg = dynamics.DynamicsConfig(datasets=list(args.datasets), init=args.init, window=args.window,
                                   grouping=args.grouping, hidden=list(args.hidden), epochs=args.epochs,
                                   batch_size=args.batch_size, lr=args.lr, max_batches_per_epoch=args.max_batches_per_epoch,
-                                  max_episodes=args.max_episodes, seed=args.seed, device=args.device)
+                                  max_episodes=args.max_episodes, wrists=list(args.wrists), seed=args.seed,
+                                  device=args.device)
     model, report = dynamics.train_dynamics(cfg, args.out, resume=not args.no_resume)
     line = (f"model={Path(args.out) / dynamics.MODEL_FILE} eval_mae_rad={report['eval']['mae']:.6f} "
             f"eval_rmse_rad={report['eval']['rmse']:.6f} zero_delta_mae_rad={report['eval']['zero_delta_mae']:.6f} "
@@ -191,7 +194,8 @@ def _cmd_dynamics_eval(args) -> int:
 
     _threads(args)
     model, _ = dynamics.load_dynamics(args.model)
-    errors = dynamics.evaluate_dynamics(model, list(args.datasets), split=args.split, seed=args.seed)
+    errors = dynamics.evaluate_dynamics(model, list(args.datasets), split=args.split, seed=args.seed,
+                                        wrists=tuple(args.wrists))
     print(f"mae_rad={errors['mae']:.6f} rmse_rad={errors['rmse']:.6f} zero_delta_mae_rad={errors['zero_delta_mae']:.6f} "
           f"rows={errors['rows']}")
     return 0
@@ -219,6 +223,7 @@ def _add_residual(sub) -> None:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--residual-l2", type=float, default=1e-3)
+    p.add_argument("--wrists", nargs="*", default=[], help="only rollouts of these wrist labels (default all)")
     p.add_argument("--max-batches-per-epoch", type=int, default=0)
     p.add_argument("--export", default="", help="write residual.onnx here (parity-checked, config JSON beside it)")
     p.add_argument("--device", default="cpu")
@@ -234,7 +239,8 @@ def _cmd_residual(args) -> int:
     cfg = residual.ResidualConfig(datasets=list(args.datasets), dynamics=args.dynamics, width=args.width,
                                   blocks=args.blocks, max_residual=args.max_residual, epochs=args.epochs,
                                   batch_size=args.batch_size, lr=args.lr, residual_l2=args.residual_l2,
-                                  max_batches_per_epoch=args.max_batches_per_epoch, seed=args.seed, device=args.device)
+                                  max_batches_per_epoch=args.max_batches_per_epoch, wrists=list(args.wrists),
+                                  seed=args.seed, device=args.device)
     policy, report = residual.train_residual(cfg, args.out)
     line = (f"model={Path(args.out) / residual.MODEL_FILE} eval_mismatch_mae_rad={report['eval']['mae']:.6f} "
             f"zero_residual_mae_rad={report['zero_residual_eval']['mae']:.6f} "

@@ -50,6 +50,7 @@ class ResidualConfig:
     residual_l2: float = 1e-3  # weight of mean(residual^2) (rad^2) in the loss
     q_noise: float = 0.005  # rad, uniform +- on the observed q of the residual's inputs (the env's joint noise)
     max_batches_per_epoch: int = 0  # 0 = a full pass over the training rows
+    wrists: list[str] = field(default_factory=list)  # only rollouts of these wrist labels (all when empty)
     eval_fraction: float = 0.1
     seed: int = 0
     device: str = "cpu"
@@ -89,8 +90,10 @@ class ResidualData:
 
 
 def load_residual_data(paths: list[str], window: int, eval_fraction: float = 0.1, seed: int = 0,
-                       split: bool = True) -> dict[str, ResidualData]:
-    parts = load_windows(paths, window, eval_fraction, seed, split=split, extra=("base_target", "wrist", "axis"))
+                       split: bool = True, wrists: tuple[str, ...] = ()) -> dict[str, ResidualData]:
+    """{"train", "eval"} (or {"all"}) rows of rollout datasets with observations; `wrists` filters by label."""
+    parts = load_windows(paths, window, eval_fraction, seed, split=split, extra=("base_target", "wrist", "axis"),
+                         wrists=wrists)
     return {name: ResidualData(w) for name, w in parts.items()}
 
 
@@ -142,7 +145,7 @@ def train_residual(cfg: ResidualConfig, out_dir: str | os.PathLike, dynamics: to
     dynamics.eval()
     for p in dynamics.parameters():
         p.requires_grad_(False)
-    data = load_residual_data(cfg.datasets, dynamics.window, cfg.eval_fraction, cfg.seed)
+    data = load_residual_data(cfg.datasets, dynamics.window, cfg.eval_fraction, cfg.seed, wrists=tuple(cfg.wrists))
     train, evald = data["train"], data["eval"]
     policy = ResidualPolicy(cfg.width, cfg.blocks, cfg.max_residual)
     sample = torch.randperm(len(train))[:200_000]

@@ -178,3 +178,13 @@ def test_a_subset_of_episodes_for_data_scaling(tmp_path):
     small = dynamics.load_windows([str(tmp_path / "law")], W, max_episodes=4, seed=3)
     assert len(small["train"]) == 15 and len(small["eval"]) == 5
     assert set(dynamics.choose_episodes(ds, False, max_episodes=6)["all"]) < set(range(10))
+
+
+def test_episodes_filtered_by_wrist(tmp_path):
+    episodes = [Episode(q=np.zeros((4, 16)), target=np.zeros((4, 16)), next_q=np.zeros((4, 16)), wrist=[0, 0, 0, 1],
+                        axis=[0, 0, 1], wrist_label=w) for w in ("thumb_up", "base_up", "thumb_up")]
+    write_dataset(tmp_path / "ds", episodes)
+    ds = Dataset(tmp_path / "ds")
+    np.testing.assert_array_equal(dynamics.choose_episodes(ds, False, wrists=("thumb_up",))["all"], [0, 2])
+    with pytest.raises(ValueError, match=r"labels present: \['base_up', 'thumb_up'\]"):
+        dynamics.choose_episodes(ds, True, wrists=("palm_up",))
