@@ -129,7 +129,7 @@ def _add_dynamics(sub) -> None:
     p = sub.add_parser("dynamics", help="train (or fine-tune with --init) the joint-wise dynamics model; resumes")
     p.add_argument("--datasets", nargs="+", required=True)
     p.add_argument("--out", required=True, help="directory for dynamics.pt, checkpoint.pt, dynamics_report.json")
-    p.add_argument("--init", default="", help="dynamics.pt (or its directory) to fine-tune")
+    p.add_argument("--init", default="", help="dynamics.pt (or its directory) to fine-tune (its shape is kept)")
     p.add_argument("--grouping", default="joint", choices=["joint", "finger", "hand"])
     p.add_argument("--window", type=int, default=10)
     p.add_argument("--hidden", nargs="+", type=int, default=[128, 128])
@@ -167,7 +167,7 @@ def _cmd_dynamics(args) -> int:
     _threads(args)
     if args.init:  # fine-tuning keeps the model's shape
         model, _ = dynamics.load_dynamics(args.init)
-        args.hidden = list(model.hidden)
+        args.hidden, args.window, args.grouping = list(model.hidden), model.window, model.grouping
     cfg = dynamics.DynamicsConfig(datasets=list(args.datasets), init=args.init, window=args.window,
                                   grouping=args.grouping, hidden=list(args.hidden), epochs=args.epochs,
                                   batch_size=args.batch_size, lr=args.lr, max_batches_per_epoch=args.max_batches_per_epoch,
