@@ -300,6 +300,11 @@ def _cmd_tracking(args) -> int:
         r = result["residual"]
         line += (f" residual_track_err_rad={r['track_err']:.5f} ratio={r['track_err'] / result['direct']['track_err']:.3f}"
                  f" mean_abs_residual_rad={r['mean_abs_residual']:.5f}")
+    if "rot" in result["direct"]:
+        line += f" source_rot_rad={result['source']['rot']:.3f} direct_rot_rad={result['direct']['rot']:.3f}"
+        line += f" direct_ttf={result['direct']['ttf']:.3f}"
+        if "residual" in result:
+            line += f" residual_rot_rad={result['residual']['rot']:.3f} residual_ttf={result['residual']['ttf']:.3f}"
     print(f"{line} episodes={args.episodes} seconds={result['seconds']:.1f}")
     return 0
 

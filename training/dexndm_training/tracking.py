@@ -10,7 +10,8 @@ forces, so the only differences between the runs are the worlds and the residual
     track_err = mean over episodes, ticks and joints of |q_t^target - q_t^source|   (rad)
 
 It measures how far the target hand strays from what the policy does in the world it was trained in, and it
-works even when the policy barely rotates the object.
+works even when the policy barely rotates the object. With an object, each run also reports Rot (rad about the
+axis until the fall), TTF, RotR and RotP (metrics.py).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from dexndm_description import hand
 from dexndm_description.axes import parse_axis
 from dexndm_description.wrist import parse_wrist
 from dexndm_policy import observation
+from dexndm_training import metrics, rotations
 
 
 @dataclass
@@ -56,6 +58,9 @@ def _run(world: str, cfg: TrackingConfig, q0: np.ndarray, policy, residual) -> d
         residuals = np.zeros((n, cfg.steps, hand.NUM_JOINTS))
         fell = np.full(n, cfg.steps)
         q[:, 0] = sim.q
+        quat = np.zeros((n, cfg.steps + 1, 4))
+        angvel = np.zeros((n, cfg.steps, 3))
+        quat[:, 0] = sim.object_pose[:, 3:]
         for t in range(cfg.steps):
             obs = history.observation(wrist, axis)
             delta = policy({"policy": torch.from_numpy(obs)})
@@ -64,11 +69,17 @@ def _run(world: str, cfg: TrackingConfig, q0: np.ndarray, policy, residual) -> d
             executed[:, t], residuals[:, t] = sim.set_targets(hand.clip_to_limits(base + res)), res
             sim.step()
             q[:, t + 1] = sim.q
+            quat[:, t + 1], angvel[:, t] = sim.object_pose[:, 3:], sim.object_angvel
             fell = np.where((fell == cfg.steps) & sim.object_fallen(), t, fell)
             history.push(sim.q, base)
     finally:
         sim.close()
-    return {"q": q, "executed": executed, "residual": residuals, "fell_at": fell}
+    out = {"q": q, "executed": executed, "residual": residuals, "fell_at": fell}
+    if scene == "grasp":  # the paper's metrics of the object (Rot rad, TTF)
+        axis_world = rotations.rotate(np.tile(wrist, (n, 1)), np.tile(axis, (n, 1)))
+        per = metrics.episode_metrics(quat, angvel, axis_world, fell, cfg.steps)
+        out["rotation"] = {k: v for k, v in metrics.summarize(per).items() if k in ("rot", "ttf", "rotr", "rotp")}
+    return out
 
 
 def tracking_error(policy, cfg: TrackingConfig, residual=None, compare_direct: bool = True) -> dict:
@@ -79,7 +90,7 @@ def tracking_error(policy, cfg: TrackingConfig, residual=None, compare_direct: b
     q0 = hand.clip_to_limits(hand.CANONICAL_POSE + rng.uniform(-cfg.grasp_noise, cfg.grasp_noise,
                                                                  (cfg.episodes, hand.NUM_JOINTS)))
     source = _run("source", cfg, q0, policy, None)
-    out = {"config": asdict(cfg), "source_fell_at": source["fell_at"].tolist()}
+    out = {"config": asdict(cfg), "source_fell_at": source["fell_at"].tolist(), "source": source.get("rotation", {})}
     runs = ([("direct", None)] if compare_direct or residual is None else []) + (
         [("residual", residual)] if residual is not None else [])
     for name, res in runs:
@@ -87,6 +98,6 @@ def tracking_error(policy, cfg: TrackingConfig, residual=None, compare_direct: b
         err = np.abs(target["q"][:, 1:] - source["q"][:, 1:])
         out[name] = {"track_err": float(err.mean()), "per_joint": err.mean(axis=(0, 1)).tolist(),
                      "per_episode": err.mean(axis=(1, 2)).tolist(), "fell_at": target["fell_at"].tolist(),
-                     "mean_abs_residual": float(np.abs(target["residual"]).mean())}
+                     "mean_abs_residual": float(np.abs(target["residual"]).mean()), **target.get("rotation", {})}
     out["seconds"] = time.time() - start
     return out
