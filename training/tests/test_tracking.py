@@ -21,8 +21,10 @@ def test_worlds_differ_a_zero_residual_changes_nothing_and_a_bad_one_hurts():
     assert abs(bad["residual"]["mean_abs_residual"] - 0.15) < 1e-6
 
 
-def test_cli_prints_the_direct_error(capsys):
-    assert cli.main(["tracking", "--policy", str(POLICY), "--wrist", "palm_down", "--object", "none",
-                     "--episodes", "1", "--steps", "5", "--threads", "1"]) == 0
+def test_cli_prints_the_errors_and_the_rotation_metrics(capsys, tmp_path):
+    assert cli.main(["tracking", "--policy", str(POLICY), "--wrist", "palm_up", "--episodes", "1", "--steps", "5",
+                     "--threads", "1", "--json", str(tmp_path / "t.json")]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("direct_track_err_rad=") and "episodes=1" in last
+    fields = dict(kv.split("=") for kv in last.split())
+    assert list(fields)[:2] == ["direct_track_err_rad", "source_rot_rad"] and fields["episodes"] == "1"
+    assert 0.0 <= float(fields["direct_ttf"]) <= 1.0 and np.isfinite(float(fields["direct_rot_rad"]))
