@@ -272,6 +272,15 @@ def per_joint_mae(model: nn.Module, data: TransitionWindows, batch: int = 8192) 
     return (total / max(1, len(data))).tolist()
 
 
+def portable_path(path: str | os.PathLike) -> str:
+    """A path for records: relative to the working directory when inside it (runs/...), else absolute."""
+    full = Path(path).resolve()
+    try:
+        return str(full.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(full)
+
+
 def _union_ranges(a: dict | None, b: dict) -> dict:
     if not a:
         return b
@@ -330,7 +339,7 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=max(cfg.epochs, 1))
     role = cfg.role or ("finetune" if cfg.init else "pretrain")
     fitted_on = list(init_record.get("fitted_on", [])) + [
-        {"role": role, "datasets": [str(Path(p).resolve()) for p in cfg.datasets], "train_rows": len(train)}]
+        {"role": role, "datasets": [portable_path(p) for p in cfg.datasets], "train_rows": len(train)}]
     ranges = _union_ranges(init_record.get("input_ranges"), train.ranges())
     state = {"epoch": 0, "best_eval": float("inf"), "best_epoch": -1, "best_state": None, "history": []}
     initial = prediction_errors(model, evald)  # before any training (the same after a resume)

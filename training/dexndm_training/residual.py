@@ -28,7 +28,7 @@ import torch
 
 from dexndm_description import hand
 from dexndm_policy import contract, observation
-from dexndm_training.dynamics import TransitionWindows, load_dynamics, load_windows
+from dexndm_training.dynamics import TransitionWindows, load_dynamics, load_windows, portable_path
 from dexndm_training.networks import ResidualPolicy
 
 MODEL_FILE = "residual.pt"
@@ -189,10 +189,10 @@ def train_residual(cfg: ResidualConfig, out_dir: str | os.PathLike, dynamics: to
     report = {"train_rows": len(train), "eval_rows": len(evald), "zero_residual_eval": zero, "eval": final,
               "best_epoch": best_epoch, "epochs": cfg.epochs, "seconds": time.time() - start, "history": history}
     record = {"kind": "residual", "state_dict": policy.state_dict(), "config": cfg.to_dict(), "report": report,
-              "dynamics": {"path": str(Path(cfg.dynamics).resolve()) if cfg.dynamics else "",
+              "dynamics": {"path": portable_path(cfg.dynamics) if cfg.dynamics else "",
                            "model": getattr(dynamics, "config", lambda: {})(),
                            "fitted_on": dyn_record.get("fitted_on", [])},
-              "datasets": [str(Path(p).resolve()) for p in cfg.datasets]}
+              "datasets": [portable_path(p) for p in cfg.datasets]}
     tmp = out_dir / (MODEL_FILE + ".tmp")
     torch.save(record, tmp)
     os.replace(tmp, out_dir / MODEL_FILE)
