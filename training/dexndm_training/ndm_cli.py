@@ -41,6 +41,7 @@ def _add_data(sub) -> None:
     r.add_argument("--num-envs", type=int, default=32)
     r.add_argument("--episode-steps", type=int, default=400)
     r.add_argument("--terminate-on-fall", action="store_true", help="end a world's episode when its object falls")
+    r.add_argument("--grasp-candidates", type=int, default=128, help="poses tried for the env's grasp cache")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--out", required=True, help="new dataset directory")
@@ -71,6 +72,7 @@ def _add_data(sub) -> None:
     u.add_argument("--ood-episodes", type=int, default=32)
     u.add_argument("--ood-wrist", default="thumb_up")
     u.add_argument("--steps", type=int, default=400)
+    u.add_argument("--grasp-candidates", type=int, default=128)
     u.add_argument("--num-envs", type=int, default=32)
     u.add_argument("--seed", type=int, default=0)
     u.add_argument("--threads", type=int, default=2)
@@ -90,7 +92,8 @@ def _cmd_rollouts(args) -> int:
     _threads(argparse.Namespace(torch_threads=1))
     cfg = ndm_data.RolloutConfig(world=args.world, wrists=list(args.wrists), object=args.object, axes=list(args.axes),
                                  episodes=args.episodes, num_envs=args.num_envs, episode_steps=args.episode_steps,
-                                 terminate_on_fall=args.terminate_on_fall, seed=args.seed, threads=args.threads)
+                                 terminate_on_fall=args.terminate_on_fall, grasp_candidates=args.grasp_candidates,
+                                 seed=args.seed, threads=args.threads)
     path, stats = ndm_data.policy_rollouts(cfg, _policy(args.policy), args.out, policy_name=str(args.policy))
     print(_line(path, stats))
     return 0

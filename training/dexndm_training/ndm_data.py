@@ -57,6 +57,7 @@ class RolloutConfig:
     num_envs: int = 32
     episode_steps: int = 400
     terminate_on_fall: bool = False  # False: full-length joint trajectories; success marks the kept object
+    grasp_candidates: int = 128  # poses tried for the env's grasp cache (EnvConfig)
     seed: int = 0
     threads: int = 2
 
@@ -70,7 +71,7 @@ def make_env(cfg: RolloutConfig):
         raise ValueError(f"unknown world {cfg.world!r}; choose one of {', '.join(WORLDS)}")
     env_cfg = EnvConfig(num_envs=min(cfg.num_envs, cfg.episodes), object=cfg.object, wrists=list(cfg.wrists),
                         axes=list(cfg.axes), episode_steps=cfg.episode_steps, seed=cfg.seed, threads=cfg.threads,
-                        terminate_on_fall=cfg.terminate_on_fall)
+                        terminate_on_fall=cfg.terminate_on_fall, grasp_candidates=cfg.grasp_candidates)
     sim = None
     if cfg.world != "source":
         _, quats = resolve_wrists(env_cfg.wrists, env_cfg.num_envs, np.random.default_rng(env_cfg.seed))
@@ -221,6 +222,7 @@ class SuiteConfig:
     ood_episodes: int = 32  # the base policy in the target world
     ood_wrist: str = "thumb_up"
     steps: int = 400
+    grasp_candidates: int = 128
     num_envs: int = 32
     seed: int = 0
     threads: int = 2
@@ -253,7 +255,7 @@ def generate_suite(cfg: SuiteConfig, root: str | os.PathLike, policy, policy_nam
         done[name] = stats
 
     base = dict(object=cfg.object, axes=list(cfg.axes), episode_steps=cfg.steps, num_envs=cfg.num_envs,
-                seed=cfg.seed, threads=cfg.threads)
+                grasp_candidates=cfg.grasp_candidates, seed=cfg.seed, threads=cfg.threads)
     make("source_rollouts", lambda out: policy_rollouts(
         RolloutConfig(world="source", wrists=list(cfg.wrists), episodes=cfg.rollout_episodes * len(cfg.wrists),
                       **base), policy, out, policy_name, progress))

@@ -121,7 +121,7 @@ def test_chaos_box_refuses_palm_up(tmp_path):
 def test_policy_rollouts_run_full_length_and_replay_by_wrist(tmp_path):
     """Rollouts keep running after the object falls; the Chaos Box replays them per wrist through the CLI."""
     cmd = ["ndm-data", "rollouts", "--policy", POLICY, "--world", "source", "--wrists", "thumb_up", "base_up",
-           "--episodes", "4", "--num-envs", "4", "--episode-steps", "20", "--threads", "1",
+           "--episodes", "4", "--num-envs", "4", "--episode-steps", "20", "--threads", "1", "--grasp-candidates", "8",
            "--out", str(tmp_path / "roll")]
     assert cli.main(cmd) == 0
     ds = Dataset(tmp_path / "roll")
@@ -154,3 +154,20 @@ def test_replay_of_a_missing_wrist_says_which_exist(tmp_path, capsys):
                      "--episodes", "1", "--out", str(tmp_path / "x")])
     assert code == 2 and "labels present: ['base_up']" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_suite_makes_every_set_and_keeps_finished_ones(tmp_path, capsys):
+    cmd = ["ndm-data", "suite", "--policy", POLICY, "--wrists", "base_up", "--rollout-episodes", "2",
+           "--chaos-box-episodes", "1", "--free-hand-episodes", "1", "--wave-episodes", "1", "--ood-episodes", "1",
+           "--steps", "6", "--num-envs", "2", "--grasp-candidates", "4", "--threads", "1", "--out", str(tmp_path / "s")]
+    assert cli.main(cmd) == 0
+    paths = ndm_data.suite_paths(tmp_path / "s", ndm_data.SuiteConfig(wrists=["base_up"]))
+    assert len(paths) == 7
+    for name, path in paths.items():
+        ds = Dataset(path)
+        assert len(ds) > 0, name
+    assert {e["source"] for e in Dataset(paths["free_hand_base_up"]).episodes} == {"hand_only:sim_rollouts"}
+    assert Dataset(paths["ood"]).episodes[0]["source"].startswith("target:rollout:")
+    assert "new_sets=7" in capsys.readouterr().out.strip().splitlines()[-1]
+    assert cli.main(cmd) == 0  # a rerun keeps what is there
+    assert "new_sets=0" in capsys.readouterr().out.strip().splitlines()[-1]
