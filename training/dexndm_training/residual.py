@@ -190,7 +190,7 @@ def train_residual(cfg: ResidualConfig, out_dir: str | os.PathLike, dynamics: to
               "best_epoch": best_epoch, "epochs": cfg.epochs, "seconds": time.time() - start, "history": history}
     record = {"kind": "residual", "state_dict": policy.state_dict(), "config": cfg.to_dict(), "report": report,
               "dynamics": {"path": portable_path(cfg.dynamics) if cfg.dynamics else "",
-                           "model": getattr(dynamics, "config", lambda: {})(),
+                           "model": getattr(dynamics, "config", dict)(),
                            "fitted_on": dyn_record.get("fitted_on", [])},
               "datasets": [portable_path(p) for p in cfg.datasets]}
     tmp = out_dir / (MODEL_FILE + ".tmp")

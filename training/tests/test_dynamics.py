@@ -63,7 +63,7 @@ def fit(tmp_path, name, datasets, **kwargs):
 
 def test_joint_wise_model_fits_a_per_joint_first_order_law(tmp_path):
     write_law(tmp_path / "law", episodes=40, length=60)
-    model, report = fit(tmp_path, "dyn", [tmp_path / "law"])
+    _, report = fit(tmp_path, "dyn", [tmp_path / "law"])
     ev = report["eval"]
     assert ev["mae"] < 0.1 * ev["zero_delta_mae"], ev  # far better than predicting no motion
     assert report["initial_eval"]["mae"] > 3 * ev["mae"]
@@ -78,7 +78,7 @@ def test_fine_tuning_on_target_data_beats_the_pretrained_model_on_the_target(tmp
     write_law(tmp_path / "target", episodes=12, length=60, gains=0.5 * GAINS, delay=1, seed=2)
     write_law(tmp_path / "target_test", episodes=8, length=60, gains=0.5 * GAINS, delay=1, seed=3)
     pre, _ = fit(tmp_path, "pre", [tmp_path / "source"])
-    tuned, report = fit(tmp_path, "tuned", [tmp_path / "target"], init=str(tmp_path / "pre" / "dynamics.pt"))
+    tuned, _ = fit(tmp_path, "tuned", [tmp_path / "target"], init=str(tmp_path / "pre" / "dynamics.pt"))
     before = dynamics.evaluate_dynamics(pre, [str(tmp_path / "target_test")])["mae"]
     after = dynamics.evaluate_dynamics(tuned, [str(tmp_path / "target_test")])["mae"]
     assert after < 0.5 * before, (before, after)

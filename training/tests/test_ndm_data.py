@@ -12,7 +12,6 @@ from dexndm_description.wrist import parse_wrist
 from dexndm_driver.backends import SimBackend
 from dexndm_driver.backends import WorldConfig as DriverWorld
 from dexndm_training import cli, ndm_data
-from dexndm_training.bags import convert_bags
 from dexndm_training.dataset import ARRAYS, Dataset, Episode, write_dataset
 
 POLICY = str(Path(__file__).resolve().parents[2] / "src" / "dexndm_policy" / "models" / "generalist.onnx")
