@@ -5,8 +5,8 @@ canonical pose, kept only if the object stays), a rotation axis from the configu
 runs 400 control steps of 50 ms; it ends early when the object falls or leaves the hand (unless
 `terminate_on_fall` is off). Wrist orientations are fixed per world (the named ones round-robin, or
 `random` for a random quaternion per world). The sim re-draws object mass, friction and centre of mass
-at every reset and scale at construction; this env adds the paper's disturbance force (2 x mass N, a new random direction with probability 0.25 per step) and
-joint-position noise on observations (uniform +- 0.005 rad).
+at every reset and scale at construction; this env adds the paper's disturbance force (2 x mass N, a new
+random direction with probability 0.25 per step) and joint-position noise on observations (uniform +- 0.005 rad).
 
 Actions are the generalist's delta in [-1, 1]: a_t = clip(a_{t-1} + delta / 24, limits), integrated by
 dexndm_policy.observation.integrate_action. Observations are named groups:
