@@ -7,6 +7,7 @@
     dexndm-train evaluate   --policy src/dexndm_policy/models/generalist.onnx --episodes 50
     dexndm-train evaluate-grid --policy ... --out runs/eval
     dexndm-train convert-bags BAGS... OUT   (robot bags -> transition dataset, see dexndm_training.bags)
+    dexndm-train ndm-data | dynamics | dynamics-eval | dynamics-export | residual   (DexNDM, see ndm_cli)
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from dexndm_training import bags
+from dexndm_training import bags, ndm_cli
 
 
 def _env_args(p: argparse.ArgumentParser, num_envs: int = 64) -> None:
@@ -401,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_ppo, _add_gait, _add_mpc, _add_curve, _add_grasps, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
         add(sub)
+    ndm_cli.register(sub)
     for action in sub.choices.values():
         action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2
     bags.register(sub)

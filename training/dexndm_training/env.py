@@ -2,11 +2,11 @@
 
 N worlds of dexndm_description.sim.BatchedHandSim. Each episode draws a stable grasp (generated around the
 canonical pose, kept only if the object stays), a rotation axis from the configured names or sets, and
-runs 400 control steps of 50 ms; it ends early when the object falls or leaves the hand. Wrist orientations
-are fixed per world (the named ones round-robin, or `random` for a random quaternion per world). The sim
-re-draws object mass, friction and centre of mass at every reset and scale at construction; this env adds
-the paper's disturbance force (2 x mass N, a new random direction with probability 0.25 per step) and
-joint-position noise on observations (uniform +- 0.005 rad).
+runs 400 control steps of 50 ms; it ends early when the object falls or leaves the hand (unless
+`terminate_on_fall` is off). Wrist orientations are fixed per world (the named ones round-robin, or
+`random` for a random quaternion per world). The sim re-draws object mass, friction and centre of mass
+at every reset and scale at construction; this env adds the paper's disturbance force (2 x mass N, a new
+random direction with probability 0.25 per step) and joint-position noise on observations (uniform +- 0.005 rad).
 
 Actions are the generalist's delta in [-1, 1]: a_t = clip(a_{t-1} + delta / 24, limits), integrated by
 dexndm_policy.observation.integrate_action. Observations are named groups:
@@ -113,6 +113,7 @@ class EnvConfig:
     reset_max_distance: float = 0.085  # m from the grasp spot after the close (falling is FALL_DISTANCE = 0.1)
     reset_max_speed: float = 0.05  # m/s of the object after the close
     reset_cache: int = 8  # settled grasp states kept per world; once full, a reset restores one (no settle ticks)
+    terminate_on_fall: bool = True  # False: a world runs all episode_steps after its object fell (dynamics data)
     seed: int = 0
     threads: int = 2
     device: str = "cpu"
@@ -303,7 +304,7 @@ class RotationEnv(VecEnv):
         self.previous_target = target.copy()  # reset_envs writes into it; `target` stays as stepped
         self.episode_length_buf += 1
         time_out = self.episode_length_buf.numpy() >= self.cfg.episode_steps
-        done = fallen | time_out
+        done = (fallen & self.cfg.terminate_on_fall) | time_out
         self.episode_return += reward
         self.last_step = {"q": q, "target": target, "object_pose": pose, "angvel": angvel, "fallen": fallen,
                           "time_out": time_out, "reward": reward}  # before any reset, for collectors
