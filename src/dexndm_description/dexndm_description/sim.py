@@ -127,9 +127,10 @@ class BatchedHandSim:
         self._rollout = None  # the source world's stepper (mujoco.rollout), made on first use
         # After a rollout tick the truth is in _phys_state (and _datas lag until `datas` is read); applied
         # forces live in _xfrc so setting them each tick does not touch the MjData.
-        self._phys_state: np.ndarray | None = None
-        self._datas_stale = False
-        self._xfrc_dirty = False
+        self._phys_state: np.ndarray | None = None  # [N, nstate], valid where not _touched
+        self._stale = np.zeros(n, dtype=bool)  # world's MjData lag _phys_state
+        self._touched = np.ones(n, dtype=bool)  # world's MjData were handed out since _phys_state was read
+        self._xfrc_dirty = np.zeros(n, dtype=bool)
         self._xfrc = np.zeros((n, self.models[0].nbody, 6))
         self._targets = np.tile(hand.CANONICAL_POSE, (n, 1))
         self._previous_targets = self._targets.copy()  # the targets in force during the last tick
@@ -203,7 +204,7 @@ class BatchedHandSim:
         the physics steps of each round are split over its threads."""
         cfg = self.config
         models = [self.models[i] for i in ids]
-        datas = [self.datas[i] for i in ids]
+        datas = [self._d(i) for i in ids]
         traces = [self.substep_trace[i] for i in ids] if (record and self.substep_trace is not None) else None
         if cfg.actuation == "pd_torque":
             for j, (m, d) in enumerate(zip(models, datas)):
@@ -241,7 +242,7 @@ class BatchedHandSim:
         """Copy the state of worlds ids into the batched arrays (few copies per world, then vectorized)."""
         nq, nv = self._obs_nq, self._obs_nv
         for i in ids:
-            d = self.datas[i]
+            d = self._d(i)
             self._raw_qpos[i] = d.qpos[:nq]
             self._raw_qvel[i] = d.qvel[:nv]
             self._fingertips[i] = d.site_xpos[self._tip_sites]
@@ -265,7 +266,7 @@ class BatchedHandSim:
         self._observe(ids)
 
     def _randomize_object(self, i: int) -> None:
-        m, d, spec = self.models[i], self.datas[i], self.object_specs[i]
+        m, d, spec = self.models[i], self._d(i), self.object_specs[i]
         if self.randomize:
             objects.randomize_physics(spec, self._rngs[i])
         b = self._obj_body
@@ -287,7 +288,7 @@ class BatchedHandSim:
     def _place(self, i: int, q0: np.ndarray, spot, yaw: float, into_palm: float) -> None:
         """Object at `spot` (palm frame m; axes along the palm's, turned by `yaw` rad about the palm
         normal), fingers at half of q0, gravity `into_palm` x g pointing into the palm."""
-        m, d = self.models[i], self.datas[i]
+        m, d = self.models[i], self._d(i)
         rot = wrists.quat_to_matrix(self._wrists[i])
         mujoco.mj_resetData(m, d)
         a = self._obj_qadr
@@ -321,14 +322,14 @@ class BatchedHandSim:
             self._close(searching, goal)
             states, starts = {}, {}
             for i in searching:
-                m, d = self.models[i], self.datas[i]
+                m, d = self.models[i], self._d(i)
                 states[i] = np.zeros(mujoco.mj_stateSize(m, spec))
                 mujoco.mj_getState(m, d, states[i], spec)
                 starts[i] = d.qpos[a:a + 3].copy()
             self._ticks(searching, goal, GRASP_TEST_TICKS)
             still = []
             for i in searching:
-                moved = float(np.linalg.norm(self.datas[i].qpos[a:a + 3] - starts[i]))
+                moved = float(np.linalg.norm(self._d(i).qpos[a:a + 3] - starts[i]))
                 if moved < best_moved[int(i)]:
                     best_moved[int(i)], self._grasps[i] = moved, states[i]
                 if moved >= GRASP_STILL:
@@ -356,21 +357,21 @@ class BatchedHandSim:
             if q is None:
                 self._search_grasps(np.array([i for i in ids if self._grasps[i] is None], dtype=int), goal)
                 for i in ids:
-                    mujoco.mj_resetData(self.models[i], self.datas[i])
-                    mujoco.mj_setState(self.models[i], self.datas[i], self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)
+                    mujoco.mj_resetData(self.models[i], self._d(i))
+                    mujoco.mj_setState(self.models[i], self._d(i), self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)
             else:
                 for i in ids:
                     self._place(i, goal[i], mjcf.GRASP_SPOT, 0.0, 1.0)
                 self._close(ids, goal)
         else:
             for i in ids:
-                mujoco.mj_resetData(self.models[i], self.datas[i])
-                self.datas[i].qpos[self._qadr] = goal[i]
+                mujoco.mj_resetData(self.models[i], self._d(i))
+                self._d(i).qpos[self._qadr] = goal[i]
             if self.scene == "chaos_box":
                 self._ticks(ids, goal, BALL_SETTLE_TICKS)
         for i in ids:
-            self.datas[i].time = 0.0
-            mujoco.mj_forward(self.models[i], self.datas[i])
+            self._d(i).time = 0.0
+            mujoco.mj_forward(self.models[i], self._d(i))
         self._observe(ids)
 
     def save_states(self, env_ids=None) -> np.ndarray:
@@ -379,7 +380,7 @@ class BatchedHandSim:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         out = np.empty((len(ids), mujoco.mj_stateSize(self.models[0], spec)))
         for j, i in enumerate(ids):
-            mujoco.mj_getState(self.models[i], self.datas[i], out[j], spec)
+            mujoco.mj_getState(self.models[i], self._d(i), out[j], spec)
         return out
 
     def restore_states(self, env_ids, states: np.ndarray) -> None:
@@ -395,9 +396,9 @@ class BatchedHandSim:
         for j, i in enumerate(ids):
             if self._has_object:
                 self._randomize_object(i)
-            mujoco.mj_setState(self.models[i], self.datas[i], states[j], spec)
-            self.datas[i].time = 0.0
-            mujoco.mj_forward(self.models[i], self.datas[i])
+            mujoco.mj_setState(self.models[i], self._d(i), states[j], spec)
+            self._d(i).time = 0.0
+            mujoco.mj_forward(self.models[i], self._d(i))
         self._observe(ids)
         self._targets[ids] = self._q[ids]
         self._previous_targets[ids] = self._q[ids]
@@ -446,7 +447,7 @@ class BatchedHandSim:
             self._pd_limit = np.stack([m.actuator_forcerange[act, 1] for m in self.models])
             self._tip_sensors = np.concatenate([np.arange(3) + m0.sensor_adr[m0.sensor(f"{s}_pos").id]
                                                 for s in mjcf.FINGERTIP_SITES])
-        start = self.physics_state() if self._phys_state is None else self._phys_state
+        start = self.physics_state()
         self._control_buf[:, :, :nu] = self._targets[:, None, :]  # targets and forces hold for the whole tick
         self._control_buf[:, :, nu:] = self._xfrc.reshape(n, 1, -1)
         self._rollout.rollout(self.models, self._scratch, start, self._control_buf,
@@ -459,8 +460,8 @@ class BatchedHandSim:
         q0 = before[:, 1:1 + nq][:, self._qadr]
         qdot0 = before[:, 1 + nq:1 + nq + nv][:, self._vadr]
         self._effort[:] = np.clip(self._pd_kp * (self._targets - q0) - self._pd_kv * qdot0, -self._pd_limit, self._pd_limit)
-        self._phys_state = final.copy()
-        self._datas_stale = True
+        self._phys_state[:] = final
+        self._stale[:] = True
         # observation: like _observe, fingertips from the sensors of the last step (as site_xpos after mj_step)
         self._time[:] = final[:, 0]
         self._raw_qpos[:] = final[:, 1:1 + self._obs_nq]
@@ -476,33 +477,36 @@ class BatchedHandSim:
             self._object_linvel[:] = self._raw_qvel[:, v:v + 3]
             self._object_angvel[:] = _rotate_wxyz(wxyz, self._raw_qvel[:, v + 3:v + 6])  # body frame -> world
 
+    def _d(self, i: int) -> mujoco.MjData:
+        """World i's MjData for code that reads or changes it: brought up to date with the last tick, and
+        marked as the place the next tick reads that world's state from."""
+        if self._stale[i]:
+            mujoco.mj_setState(self.models[i], self._datas[i], self._phys_state[i], mujoco.mjtState.mjSTATE_FULLPHYSICS)
+            mujoco.mj_kinematics(self.models[i], self._datas[i])
+            self._stale[i] = False
+        if self._xfrc_dirty[i]:
+            self._datas[i].xfrc_applied[:] = self._xfrc[i]
+            self._xfrc_dirty[i] = False
+        self._touched[i] = True
+        return self._datas[i]
+
     @property
     def datas(self) -> list[mujoco.MjData]:
         """Each world's MjData, brought up to date with the last tick (kinematics included). Reading it
         hands the state to the caller: the next tick starts from whatever the MjData then hold."""
-        if self._datas_stale:
-            spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
-            for m, d, state in zip(self.models, self._datas, self._phys_state):
-                mujoco.mj_setState(m, d, state, spec)
-                mujoco.mj_kinematics(m, d)
-            self._datas_stale = False
-        if self._xfrc_dirty:
-            for d, f in zip(self._datas, self._xfrc):
-                d.xfrc_applied[:] = f
-            self._xfrc_dirty = False
-        self._phys_state = None  # the caller may change the MjData
-        return self._datas
+        return [self._d(i) for i in range(self.num_envs)]
 
     def physics_state(self) -> np.ndarray:
-        """[N, nstate] each world's mjSTATE_FULLPHYSICS state now (time, qpos, qvel, ...), without
-        touching the MjData when the last tick left it in hand."""
-        if self._phys_state is not None:
-            return self._phys_state.copy()
+        """[N, nstate] each world's mjSTATE_FULLPHYSICS state now (time, qpos, qvel, ...), read from the
+        MjData only for worlds something touched since the last tick."""
         spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
-        out = np.empty((self.num_envs, mujoco.mj_stateSize(self.models[0], spec)))
-        for i, (m, d) in enumerate(zip(self.models, self.datas)):
-            mujoco.mj_getState(m, d, out[i], spec)
-        return out
+        if self._phys_state is None:
+            self._phys_state = np.empty((self.num_envs, mujoco.mj_stateSize(self.models[0], spec)))
+            self._touched[:] = True
+        for i in np.flatnonzero(self._touched):
+            mujoco.mj_getState(self.models[i], self._datas[i], self._phys_state[i], spec)
+        self._touched[:] = False
+        return self._phys_state.copy()
 
     def set_object_force(self, force) -> None:
         """Apply a constant force (N, world frame, [N, 3] or [3]) at each object's centre of mass until
@@ -511,7 +515,7 @@ class BatchedHandSim:
         if not self._has_object:
             return
         self._xfrc[:, self._obj_body, :3] = f
-        self._xfrc_dirty = True
+        self._xfrc_dirty[:] = True
 
     def fingertip_contacts(self) -> np.ndarray:
         """[N, 4] bool: whether each fingertip pad (index, middle, ring, thumb) touches something other
