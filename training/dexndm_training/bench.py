@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--object", default="normal_cuboid")
     for f in fields(PPOConfig):
-        if f.name in ("num_learning_epochs", "num_mini_batches"):
+        if f.name in ("num_learning_epochs", "num_mini_batches", "update_threads"):
             p.add_argument("--" + f.name.replace("_", "-"), type=int, default=getattr(defaults, f.name))
         if f.name in ("actor_hidden", "critic_hidden"):
             p.add_argument("--" + f.name.replace("_", "-"), type=int, nargs="+", default=getattr(defaults, f.name))
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.torch_threads))
     env = RotationEnv(EnvConfig(num_envs=args.num_envs, object=args.object, threads=args.threads))
     cfg = PPOConfig(num_steps_per_env=args.steps_per_env, num_learning_epochs=args.num_learning_epochs,
-                    num_mini_batches=args.num_mini_batches, actor_hidden=list(args.actor_hidden),
+                    num_mini_batches=args.num_mini_batches, update_threads=args.update_threads,
+                    actor_hidden=list(args.actor_hidden),
                     critic_hidden=list(args.critic_hidden))
     pool = mj_rollout.Rollout(nthread=args.threads if args.threads > 1 else 0)
     steps = args.num_envs * args.steps_per_env

@@ -44,6 +44,7 @@ class PPOConfig:
     clip_param: float = 0.2
     max_grad_norm: float = 1.0
     device: str = "cpu"  # networks; the physics always runs on CPU cores
+    update_threads: int = 0  # torch threads for the PPO update only (0: leave as set); collection keeps its own
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -102,7 +103,20 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 
 def make_runner(env: RotationEnv, cfg: PPOConfig, run_dir: str | os.PathLike | None) -> SpecialistRunner:
     torch.manual_seed(cfg.seed)
-    return SpecialistRunner(env, runner_config(cfg), log_dir=None if run_dir is None else str(run_dir), device=cfg.device)
+    runner = SpecialistRunner(env, runner_config(cfg), log_dir=None if run_dir is None else str(run_dir), device=cfg.device)
+    if cfg.update_threads > 0:  # the physics threads sit idle during the update: let torch use those cores
+        update = runner.alg.update
+
+        def threaded_update(*args, **kwargs):
+            collection_threads = torch.get_num_threads()
+            torch.set_num_threads(cfg.update_threads)
+            try:
+                return update(*args, **kwargs)
+            finally:
+                torch.set_num_threads(collection_threads)
+
+        runner.alg.update = threaded_update
+    return runner
 
 
 def train(env_cfg: EnvConfig, cfg: PPOConfig, run_dir: str | os.PathLike, resume: bool = True) -> SpecialistRunner:
