@@ -62,6 +62,8 @@ class RotationMonitor:
         self.first_position: np.ndarray | None = None
         self.last_quat: np.ndarray | None = None
         self.fell_at: float | None = None
+        self.gap_errors: list[float] = []  # the gap monitor's mean |error| per tick, rad (when it runs)
+        self.gap_out_of_range = 0
 
     @property
     def done(self) -> bool:
@@ -112,6 +114,13 @@ class RotationMonitor:
         self.angle_times.append(stamp_s - self.start)
         self.angles.append(self.angle)
 
+    def on_gap(self, state_stamp_s: float, mean_abs_error: float, out_of_range: bool) -> None:
+        """One tick of the reality-gap monitor (DynamicsGap), predicted from the state stamped state_stamp_s."""
+        if self.start is None or state_stamp_s < self.start or (self.done and state_stamp_s - self.start > self.now):
+            return
+        self.gap_errors.append(float(mean_abs_error))
+        self.gap_out_of_range += int(bool(out_of_range))
+
     def summary(self) -> dict[str, float]:
         has_object = self.first_position is not None
         walls = sorted(self.command_wall.values())
@@ -127,7 +136,16 @@ class RotationMonitor:
             "fell": int(self.fell_at is not None),
             "commands": len(walls),
             "run_s": self.now,
+            **self._gap_summary(),
         }
+
+    def _gap_summary(self) -> dict[str, float]:
+        """Gap figures, only when the gap monitor published: mean / p95 over ticks of the mean |error|."""
+        if not self.gap_errors:
+            return {}
+        errors = 1e3 * np.asarray(self.gap_errors)
+        return {"gap_mean_mrad": float(errors.mean()), "gap_p95_mrad": float(np.percentile(errors, 95)),
+                "gap_ticks": len(errors), "gap_out_of_range": self.gap_out_of_range}
 
     @staticmethod
     def format(summary: dict[str, float]) -> str:

@@ -11,7 +11,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
-from dexndm_msgs.msg import HandCommand, PolicyStep
+from dexndm_msgs.msg import DynamicsGap, HandCommand, PolicyStep
 from dexndm_policy.monitor import RotationMonitor
 
 # Deep queues: at realtime_factor 0 the graph runs at hundreds of Hz and a Python monitor may lag behind.
@@ -41,6 +41,8 @@ def main() -> None:
     node.create_subscription(HandCommand, "/leap_hand/command", lambda m, info: monitor.on_command(
         seconds(m.state_stamp), dds_time(info, "received_timestamp"), m.position), RELIABLE)
     node.create_subscription(PolicyStep, "/dexndm/policy/step", lambda m: monitor.on_axis(m.axis), RELIABLE)
+    node.create_subscription(DynamicsGap, "/dexndm/gap/error", lambda m: monitor.on_gap(
+        seconds(m.state_stamp), m.mean_abs_error, any(m.out_of_range)), RELIABLE)
     node.create_subscription(QuaternionStamped, "/dexndm/wrist_orientation", lambda m: monitor.on_wrist(
         [m.quaternion.x, m.quaternion.y, m.quaternion.z, m.quaternion.w]), ANY)
     node.create_subscription(PoseStamped, "/sim/object_pose", lambda m: monitor.on_object_pose(
