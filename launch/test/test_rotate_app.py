@@ -1,6 +1,7 @@
 """The rotate app: its graph description, bad arguments, and whole runs over DDS (sim and emulated bus)."""
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -49,6 +50,18 @@ def test_graph_has_driver_policy_and_required_monitor_with_typed_parameters():
     assert hw[0].parameters["port"] == "/dev/ttyUSB3" and hw[1].parameters["max_state_age"] > 0
 
 
+def test_gap_monitor_joins_the_graph_only_when_asked(tmp_path):
+    app = graph.load_app("rotate")
+    model = tmp_path / "dynamics.onnx"
+    model.write_bytes(b"")  # the graph checks that the file exists; the node checks its contract
+    specs = app.nodes(graph.resolve_arguments(app, {"monitor_gap": "true", "gap_model": str(model), "world": "source"}))
+    by_name = {s.executable: s for s in specs}
+    assert by_name["gap_monitor"].parameters == {"model": str(model)} and not by_name["gap_monitor"].required
+    assert by_name["hand_driver"].parameters["world"] == "source"
+    default = app.nodes(graph.resolve_arguments(app, {}))
+    assert "gap_monitor" not in {s.executable for s in default} and default[0].parameters["world"] == "target"
+
+
 @pytest.mark.parametrize("arg, message", [
     ("axis:=sideways", "unknown rotation axis 'sideways'"),
     ("axis:=0,0,0", "zero length"),
@@ -56,6 +69,8 @@ def test_graph_has_driver_policy_and_required_monitor_with_typed_parameters():
     ("generalist_model:=/nonexistent/generalist.onnx", "/nonexistent/generalist.onnx does not exist"),
     ("wrist:=sideways", "unknown wrist orientation"),
     ("duration:=-1", "duration > 0"),
+    ("world:=mars", "world must be one of target, source"),
+    ("monitor_gap:=maybe", "monitor_gap must be true or false"),
 ])
 def test_cli_refuses_bad_arguments_with_a_clear_message(arg, message):
     out = rotate(arg, timeout=60)
@@ -94,3 +109,25 @@ def test_rotate_stops_with_a_clear_error_for_a_model_of_the_wrong_layout(tmp_pat
     out = rotate(f"residual_model:={tmp_path / 'residual_v99.onnx'}", "realtime_factor:=0", "duration:=2", timeout=90)
     assert out.returncode != 0
     assert "residual_v99.onnx: observation layout version '99'" in out.stderr
+
+
+def test_monitor_gap_without_a_dynamics_model_says_how_to_make_one():
+    out = rotate("monitor_gap:=true", "gap_model:=/nonexistent/dynamics.onnx", timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "needs a joint-wise dynamics model" in out.stderr and "dynamics.onnx contract" in out.stderr
+
+
+@needs_driver
+def test_rotate_with_the_gap_monitor_reports_the_gap(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src" / "dexndm_policy" / "test"))
+    import dynamics_fixture as fx
+
+    q, a = fx.first_order_rollouts(0.5)  # a law the simulated hand does not follow: a visible gap
+    model = fx.fit_and_export(q, a, tmp_path / "dynamics.onnx")
+    out = rotate("monitor_gap:=true", f"gap_model:={model}", "realtime_factor:=0", "duration:=5",
+                 f"plot:={tmp_path / 'p.png'}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    fields = last_line_fields(out)
+    assert fields["gap_ticks"] >= 0.8 * fields["commands"] - fx.WINDOW  # every tick after the window fills
+    assert 0 < fields["gap_mean_mrad"] < 1000 and fields["gap_p95_mrad"] >= fields["gap_mean_mrad"] * 0.5
+    assert "[gap_monitor] gap_ticks=" in out.stderr  # its own summary at shutdown

@@ -212,8 +212,8 @@ class CandidateWorlds:
         m = self.sim.models[0]
         self._actuators = np.array([m.actuator(name).id for name in hand.JOINT_NAMES])
         self._bodies = np.array([m.body(mjcf.link_body_of_joint(name)).id for name in hand.JOINT_NAMES])
-        # LEAP_HAND.md masses and inertias (the start world's own scale divided out)
-        self._mass = m.body_mass[self._bodies] / start.link_mass_scale
+        #: LEAP_HAND.md mass (kg) of the link each joint moves, and its inertia (the start world's scale divided out)
+        self.link_mass = m.body_mass[self._bodies] / start.link_mass_scale
         self._inertia = m.body_inertia[self._bodies] / start.link_mass_scale[:, None]
 
     def simulate(self, params: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -228,7 +228,7 @@ class CandidateWorlds:
             m.actuator_gainprm[self._actuators, 0] = kp
             m.actuator_biasprm[self._actuators, 1] = -kp
             m.actuator_biasprm[self._actuators, 2] = -kd
-            m.body_mass[self._bodies] = self._mass * scale
+            m.body_mass[self._bodies] = self.link_mass * scale
             m.body_inertia[self._bodies] = self._inertia * scale[:, None]
             mujoco.mj_setConst(m, d)
         q = _replay(self.sim, _check_targets(targets))
@@ -356,7 +356,7 @@ def identify(out: str | os.PathLike, reference: WorldConfig | str = "target", st
         "kind": RESULT_KIND, "version": 1, "joint_names": list(hand.JOINT_NAMES),
         "identified": {"pd_kp": params[0].tolist(), "pd_kd": params[1].tolist(), "link_mass_scale": params[2].tolist()},
         "nominal": {"pd_kp": base[0].tolist(), "pd_kd": base[1].tolist(), "link_mass_scale": base[2].tolist()},
-        "link_mass_kg": {"nominal": (worlds._mass * base[2]).tolist(), "identified": (worlds._mass * params[2]).tolist()},
+        "link_mass_kg": {"nominal": (worlds.link_mass * base[2]).tolist(), "identified": (worlds.link_mass * params[2]).tolist()},
         "err_before_rad": float(err_before.mean()), "err_after_rad": float(err_after.mean()),
         "per_joint_err_before_rad": err_before.tolist(), "per_joint_err_after_rad": err_after.tolist(),
         "reference_world": world_dict(reference), "start_world": world_dict(start),

@@ -3,11 +3,12 @@
 Subscribes to /leap_hand/joint_states and /dexndm/policy/step (executed targets), publishes every joint's
 one-step prediction error of dynamics.onnx on /dexndm/gap/error (dexndm_msgs/DynamicsGap) each tick and a
 `dexndm/gap_monitor` status on /diagnostics (WARN while the hand is outside the model's fitted ranges). At
-shutdown it prints the run's figures as one key=value line.
+shutdown it prints the run's figures as one key=value line (with its own CPU time per tick).
 """
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 import rclpy
@@ -44,6 +45,7 @@ class GapMonitorNode(Node):
         self._reported_pairs = 0
         self._reported_outside = 0
         self._outside = np.zeros(hand.NUM_JOINTS, dtype=bool)  # joints outside since the last report
+        self._cpu_start: float | None = None  # process CPU time at the first pair: the monitor's own cost
         self.get_logger().info(f"ready: {self.model.path} (window {self.model.window})")
 
     def on_state(self, msg: JointState) -> None:
@@ -53,7 +55,12 @@ class GapMonitorNode(Node):
             self.get_logger().error(f"ignored joint state: {err}", throttle_duration_sec=1.0)
 
     def on_step(self, msg: PolicyStep) -> None:
-        self.publish(self.monitor.on_step(nanoseconds(msg.state_stamp), msg.executed_target))
+        if self._cpu_start is None:
+            self._cpu_start = time.process_time()
+        try:
+            self.publish(self.monitor.on_step(nanoseconds(msg.state_stamp), msg.executed_target))
+        except ValueError as err:
+            self.get_logger().error(f"ignored policy step: {err}", throttle_duration_sec=1.0)
 
     def publish(self, ticks: list[GapTick]) -> None:
         for tick in ticks:
@@ -68,6 +75,13 @@ class GapMonitorNode(Node):
                 self.get_logger().warn(f"the hand left the dynamics model's fitted range at {names}: its "
                                        "predictions there are extrapolations", throttle_duration_sec=1.0)
             self._outside |= tick.out_of_range
+
+    def summary(self) -> dict:
+        """The core's figures plus this process's CPU time per tick since the first step (ms)."""
+        summary = self.monitor.summary()
+        used = time.process_time() - self._cpu_start if self._cpu_start is not None else float("nan")
+        summary["cpu_ms_per_tick"] = 1e3 * used / self.monitor.pairs if self.monitor.pairs else float("nan")
+        return summary
 
     def publish_diagnostics(self) -> None:
         mon = self.monitor
@@ -113,7 +127,7 @@ def main() -> None:
         if rclpy.ok():
             raise  # a message taken while the context shuts down (Ctrl-C) is no error
     finally:
-        summary = node.monitor.summary()
+        summary = node.summary()
         per_joint = " ".join(f"{n}={1e3 * v:.2f}" for n, v in zip(hand.JOINT_NAMES, summary["per_joint_mean_rad"]))
         print(f"gap_monitor: mean one-step error per joint (mrad): {per_joint}", file=sys.stderr, flush=True)
         print(GapMonitor.format(summary), flush=True)

@@ -150,6 +150,7 @@ def test_shutdown_prints_the_summary_line(rig):
     fields = dict(pair.split("=") for pair in out.strip().splitlines()[-1].split())
     assert int(fields["gap_ticks"]) >= 40 and int(fields["out_of_range_pairs"]) == 3
     assert float(fields["gap_mean_rad"]) > 0 and fields["gap_worst_joint"] in hand.JOINT_NAMES
+    assert 0 < float(fields["cpu_ms_per_tick"]) < 50
 
 
 def test_a_missing_model_stops_the_node_saying_how_to_make_one(tmp_path):
