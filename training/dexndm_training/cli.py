@@ -308,7 +308,8 @@ def _cmd_sysid(args) -> int:
     print(f"json={Path(args.out) / sysid.RESULT_FILE}")
     print(f"err_before_rad={result['err_before_rad']:.6f} err_after_rad={result['err_after_rad']:.6f} "
           f"ratio={result['err_after_rad'] / result['err_before_rad']:.3f} candidates={result['candidates']} "
-          f"probe_ticks={result['probe_ticks']} seconds={result['seconds']:.1f}")
+          f"probe_ticks={result['probe_ticks']} search_seconds={result['search_seconds']:.1f} "
+          f"seconds={result['seconds']:.1f}")
     return 0
 
 
