@@ -112,7 +112,7 @@ def test_the_sim_hand_against_a_model_of_other_dynamics(tmp_path):
         return np.stack(q, axis=1), np.stack(a, axis=1)
 
     q, a = run("source", 24, 60, int(rng.integers(1 << 30)))
-    model = DynamicsModel(fx.fit_and_export(q, a, tmp_path / "dynamics.onnx", iterations=800))
+    model = DynamicsModel(fx.fit_and_export(q, a, tmp_path / "dynamics.onnx", iterations=300))
     errors = {}
     for world in ("source", "target"):
         qe, ae = run(world, 2, 50, seed=99)
@@ -120,8 +120,8 @@ def test_the_sim_hand_against_a_model_of_other_dynamics(tmp_path):
         for k, monitor in enumerate(runs):
             feed(monitor, qe[k], ae[k])
         errors[world] = np.mean([m.summary()["gap_mean_rad"] for m in runs])
-    assert errors["source"] < 0.004, errors
-    assert errors["target"] > 2 * errors["source"], errors
+    assert errors["source"] < 0.003, errors  # ~0.8 mrad measured
+    assert errors["target"] > 5 * errors["source"], errors  # ~14 mrad: delay, backlash, current limit
 
 
 def test_missing_or_foreign_models_are_refused_with_what_to_do(tmp_path, halfway_model):
