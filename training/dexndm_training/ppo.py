@@ -28,14 +28,15 @@ class PPOConfig:
     num_steps_per_env: int = 32
     iterations: int = 1000
     save_interval: int = 10
-    actor_hidden: list[int] = field(default_factory=lambda: [256, 128])
-    critic_hidden: list[int] = field(default_factory=lambda: [256, 128])
+    # Sized for a 2-core machine (python -m dexndm_training.bench): the update must not outweigh the physics.
+    actor_hidden: list[int] = field(default_factory=lambda: [128, 128])
+    critic_hidden: list[int] = field(default_factory=lambda: [128, 128])
     actor_groups: list[str] = field(default_factory=lambda: ["policy"])
     critic_groups: list[str] = field(default_factory=lambda: ["policy", "privileged"])
     init_std: float = 0.3  # exploration noise integrates into the base target: keep it small
     learning_rate: float = 3e-4
-    num_learning_epochs: int = 5
-    num_mini_batches: int = 4
+    num_learning_epochs: int = 2
+    num_mini_batches: int = 2
     gamma: float = 0.99
     lam: float = 0.95
     entropy_coef: float = 0.0

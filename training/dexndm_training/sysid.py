@@ -3,17 +3,20 @@
 1. **Probe.** A fixed target sequence is replayed on the free hand (`scene="hand_only"`) of the reference
    world (the target world, standing in for the real hand) under each probe wrist, and the joint angles are
    recorded at every 50 ms tick. The probe moves one joint per finger at a time (slot k = the k-th joint of
-   every finger: the fingers are independent chains on a fixed palm with no self-collision, so four joints
-   can be probed at once without coupling): square waves (step responses), then sines; it ends with
-   whole-hand sines about the canonical grasp. See `ProbeConfig`.
+   every finger: the fingers are independent chains on a fixed palm, so four joints can be probed at once
+   without coupling as long as no two fingers touch): square waves (step responses), then sines; it ends
+   with small whole-hand sines. A slot's joints follow one waveform, so neighbouring fingers move in
+   parallel, and the probe is checked to be free of finger-finger contact (`self_contact_ticks`). See
+   `ProbeConfig`.
 2. **Search.** Per joint: Kp (N m/rad), Kd (N m s/rad) and the mass of the link the joint moves, searched
    as log-scales of the starting source model, by the cross-entropy method over `population` candidate
    models stepped together in one `BatchedHandSim` (each world's MjModel gets its candidate's gains and
    masses). A joint's three numbers are ranked by that joint's own mean |q_candidate - q_reference| over
-   the probe, so 16 small searches share every simulated candidate (a joint's error depends mostly on its
+   the probe (plus a small prior holding the masses at LEAP_HAND.md's, `mass_prior`), so 16 small searches
+   share every simulated candidate (a joint's error depends mostly on its
    own parameters and those of the links beyond it, which their own joints fit). Candidate 0 is the
-   current mean, candidate 1 the best seen so far; the best is kept per finger (the fingers are
-   independent, so per-finger bests combine into one model whose error is their sum).
+   current mean, candidate 1 the best seen so far; the best is kept per finger (without contact the fingers
+   are independent, so per-finger bests combine into one model whose error is their sum).
 3. **Result.** `OUT/sysid.json`: the identified `pd_kp`, `pd_kd`, `link_mass_scale`, the nominal values
    and the match error before / after (mean absolute joint error over the probe, rad), checked by
    re-simulating the probe in the world `identified_world(OUT/sysid.json)` builds (a `WorldConfig` any
@@ -36,6 +39,7 @@ import mujoco
 import numpy as np
 
 from dexndm_description import hand, mjcf
+from dexndm_description import scene as scenes
 from dexndm_description.sim import BatchedHandSim
 from dexndm_description.worlds import WorldConfig
 from dexndm_description.wrist import parse_wrist
@@ -53,18 +57,24 @@ RESULT_KIND = "dexndm_sysid"
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """The probing trajectory: per slot a square wave then a sine, then whole-hand sines. Angles rad, Hz."""
+    """The probing trajectory about a rest pose: per slot a square wave then a sine (one waveform for the
+    slot's four joints, amplitude and frequency drawn per slot), then whole-hand sines (random phases).
+    Angles rad, Hz."""
 
     square_ticks: int = 40
     sine_ticks: int = 40
     whole_hand_ticks: int = 60
-    #: Square wave amplitude about mid-range, drawn per joint (rad); errors above ~0.09 rad saturate the servo.
+    #: Square wave amplitude about the rest pose (rad); errors above ~0.09 rad saturate the target's servos.
     square_amplitude: tuple[float, float] = (0.1, 0.3)
     square_hz: float = 1.0
     sine_amplitude: tuple[float, float] = (0.3, 0.6)
     sine_hz: tuple[float, float] = (0.4, 1.0)
-    whole_hand_amplitude: float = 0.15
+    whole_hand_amplitude: float = 0.1
     whole_hand_hz: tuple[float, float] = (0.5, 1.5)
+    #: Abduction moves at this fraction of the waveform: neighbouring fingertips are ~26 mm apart at mid-range.
+    abduction_scale: float = 0.4
+    #: The thumb's CMC joint rests here (rad; the rest of the rest pose is mid-range), away from the index tip.
+    thumb_cmc_rest: float = 0.4
     seed: int = 0
 
     def __post_init__(self):
@@ -73,6 +83,11 @@ class ProbeConfig:
 
     def ticks(self) -> int:
         return len(SLOTS) * (self.square_ticks + self.sine_ticks) + self.whole_hand_ticks
+
+    def rest_pose(self) -> np.ndarray:
+        rest = hand.MID.copy()
+        rest[hand.JOINT_NAMES.index("th_cmc")] = self.thumb_cmc_rest
+        return hand.clip_to_limits(rest)
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,10 @@ class SysIdConfig:
     #: Allowed scale against the starting model: Kp and Kd, link masses.
     gain_bounds: tuple[float, float] = (0.1, 10.0)
     mass_bounds: tuple[float, float] = (0.25, 4.0)
+    #: Prior on the link masses (known from LEAP_HAND.md), rad of match error per (log mass scale)^2, added
+    #: to a joint's score: at 20 Hz scaling Kp, Kd and the masses together barely changes the trajectory, and
+    #: the prior picks the known masses along that valley (10 % off costs 0.09 mrad).
+    mass_prior: float = 0.01
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     seed: int = 0
 
@@ -136,24 +155,42 @@ def probe_targets(cfg: ProbeConfig) -> tuple[np.ndarray, list[tuple[str, int, in
             segments.append((label, start, start + len(block)))
             start += len(block)
 
+    rest = cfg.rest_pose()
+    gain = np.ones(NUM_JOINTS)
+    gain[list(hand.ABDUCTION_IDS)] = cfg.abduction_scale
     for k, joints in enumerate(SLOTS):
         idx = list(joints)
         t = np.arange(cfg.square_ticks)[:, None] * dt
-        block = np.tile(hand.MID, (cfg.square_ticks, 1))
-        amplitude = rng.uniform(*cfg.square_amplitude, size=len(idx))
-        block[:, idx] += amplitude * np.sign(np.sin(2 * np.pi * cfg.square_hz * t + 1e-6))
+        wave = rng.uniform(*cfg.square_amplitude) * np.sign(np.sin(2 * np.pi * cfg.square_hz * t + 1e-6))
+        block = np.tile(rest, (cfg.square_ticks, 1))
+        block[:, idx] += gain[idx] * wave
         add(f"square slot {k}", block)
         t = np.arange(cfg.sine_ticks)[:, None] * dt
-        block = np.tile(hand.MID, (cfg.sine_ticks, 1))
-        amplitude = rng.uniform(*cfg.sine_amplitude, size=len(idx))
-        hz = rng.uniform(*cfg.sine_hz, size=len(idx))
-        block[:, idx] += amplitude * np.sin(2 * np.pi * hz * t)
+        wave = rng.uniform(*cfg.sine_amplitude) * np.sin(2 * np.pi * rng.uniform(*cfg.sine_hz) * t)
+        block = np.tile(rest, (cfg.sine_ticks, 1))
+        block[:, idx] += gain[idx] * wave
         add(f"sine slot {k}", block)
     t = np.arange(cfg.whole_hand_ticks)[:, None] * dt
     hz = rng.uniform(*cfg.whole_hand_hz, size=NUM_JOINTS)
     phase = rng.uniform(0, 2 * np.pi, size=NUM_JOINTS)
-    add("whole hand", hand.CANONICAL_POSE + cfg.whole_hand_amplitude * np.sin(2 * np.pi * hz * t + phase))
+    add("whole hand", rest + gain * cfg.whole_hand_amplitude * np.sin(2 * np.pi * hz * t + phase))
     return hand.clip_to_limits(np.concatenate(parts)), segments
+
+
+def self_contact_ticks(world: WorldConfig | str, q: np.ndarray) -> int:
+    """How many of the poses q [..., 16] (rad) put two parts of the hand in contact, by the contact pairs of
+    `world` (kinematics and collision detection only)."""
+    cfg = world if isinstance(world, WorldConfig) else WorldConfig.named(world)
+    model = mujoco.MjModel.from_xml_string(scenes.scene_xml(cfg, "hand_only", parse_wrist("palm_down")))
+    data = mujoco.MjData(model)
+    adr = np.array([model.jnt_qposadr[model.joint(name).id] for name in hand.JOINT_NAMES])
+    touching = 0
+    for pose in np.asarray(q, dtype=float).reshape(-1, NUM_JOINTS):
+        data.qpos[adr] = pose
+        mujoco.mj_kinematics(model, data)
+        mujoco.mj_collision(model, data)
+        touching += int(data.ncon > 0)
+    return touching
 
 
 def record_probe(world: WorldConfig | str, targets: np.ndarray, wrists, threads: int = 2) -> np.ndarray:
@@ -305,6 +342,7 @@ def identify(out: str | os.PathLike, reference: WorldConfig | str = "target", st
             raise ValueError(f"{state_path} belongs to a search with other settings; pass a new output directory, "
                              "or --fresh to start over there")
         mean, std, best, best_err = state["mean"], state["std"], state["best"], state["best_err"]
+        best_score = state["best_score"]
         err_before, first, spent = state["err_before"], int(state["iteration"]), float(state["seconds"])
         candidates = int(state["candidates"])
         history = json.loads((out / HISTORY_FILE).read_text()) if (out / HISTORY_FILE).exists() else []
@@ -312,6 +350,7 @@ def identify(out: str | os.PathLike, reference: WorldConfig | str = "target", st
         mean = np.zeros((len(PARAMETERS), NUM_JOINTS))
         std = np.tile(np.asarray(cfg.init_std, dtype=float)[:, None], (1, NUM_JOINTS))
         best, best_err, err_before = mean.copy(), np.full(NUM_JOINTS, np.inf), None
+        best_score = best_err.copy()
         first, spent, candidates, history = 0, 0.0, 0, []
     elites = max(2, int(round(cfg.population * cfg.elite_fraction)))
     worlds = CandidateWorlds(start, cfg.population, cfg.wrists, threads)
@@ -326,24 +365,27 @@ def identify(out: str | os.PathLike, reference: WorldConfig | str = "target", st
             errors = joint_errors(worlds.simulate(base * np.exp(z), targets), q_ref)  # [P, 16]
             if err_before is None:  # iteration 0, candidate 0: the starting model itself
                 err_before = errors[0].copy()
-            order = np.argsort(errors, axis=0)[:elites]  # [elites, 16] per-joint ranking
+            score = errors + cfg.mass_prior * z[:, 2] ** 2  # [P, 16]
+            order = np.argsort(score, axis=0)[:elites]  # [elites, 16] per-joint ranking
             elite = np.take_along_axis(z, order[:, None, :], axis=0)  # [elites, 3, 16]
             mean = cfg.smoothing * mean + (1 - cfg.smoothing) * elite.mean(0)
             std = cfg.smoothing * std + (1 - cfg.smoothing) * elite.std(0) + cfg.min_std
             # the best model is kept per finger: fingers are independent chains, so per-finger bests combine
             # into a model whose error is their sum (joints within a finger are not)
-            finger_err = errors.reshape(cfg.population, 4, 4).sum(-1)
-            for f, cand in enumerate(np.argmin(finger_err, axis=0)):
+            finger_score = score.reshape(cfg.population, 4, 4).sum(-1)
+            for f, cand in enumerate(np.argmin(finger_score, axis=0)):
                 joints = FINGERS[f]
-                if finger_err[cand, f] < best_err[joints].sum():
-                    best[:, joints], best_err[joints] = z[cand][:, joints], errors[cand, joints]
+                if finger_score[cand, f] < best_score[joints].sum():
+                    best[:, joints], best_score[joints] = z[cand][:, joints], score[cand, joints]
+                    best_err[joints] = errors[cand, joints]
             candidates += cfg.population
             spent += time.time() - t0
             history.append({"iteration": it, "best_err_rad": float(best_err.mean()),
                             "mean_model_err_rad": float(errors[0].mean()),
                             "population_err_rad": float(errors.mean()), "seconds": time.time() - t0})
-            _atomic_savez(state_path, mean=mean, std=std, best=best, best_err=best_err, err_before=err_before,
-                          iteration=it + 1, seconds=spent, candidates=candidates, fingerprint=np.array(fingerprint))
+            _atomic_savez(state_path, mean=mean, std=std, best=best, best_err=best_err, best_score=best_score,
+                          err_before=err_before, iteration=it + 1, seconds=spent, candidates=candidates,
+                          fingerprint=np.array(fingerprint))
             _atomic_write(out / HISTORY_FILE, json.dumps(history))
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(err_mrad=f"{1e3 * best_err.mean():.2f}", before_mrad=f"{1e3 * err_before.mean():.2f}")
@@ -358,6 +400,9 @@ def identify(out: str | os.PathLike, reference: WorldConfig | str = "target", st
         "nominal": {"pd_kp": base[0].tolist(), "pd_kd": base[1].tolist(), "link_mass_scale": base[2].tolist()},
         "link_mass_kg": {"nominal": (worlds.link_mass * base[2]).tolist(), "identified": (worlds.link_mass * params[2]).tolist()},
         "err_before_rad": float(err_before.mean()), "err_after_rad": float(err_after.mean()),
+        # ticks x wrists of the reference run with two parts of the hand touching (0: the fingers stayed
+        # independent, as the per-finger bookkeeping assumes)
+        "reference_self_contact_ticks": self_contact_ticks(reference, q_ref),
         "per_joint_err_before_rad": err_before.tolist(), "per_joint_err_after_rad": err_after.tolist(),
         "reference_world": world_dict(reference), "start_world": world_dict(start),
         "search": {**asdict(cfg), "threads": threads}, "iterations_done": max(first, cfg.iterations),

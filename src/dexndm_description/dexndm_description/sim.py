@@ -8,10 +8,12 @@
     sim.q, sim.qdot, sim.object_pose, sim.object_fallen()
 
 Every array is in motor-ID order and world frame (z up), quaternions x y z w. Each world owns its
-MjModel and MjData (objects, wrists and randomized physics differ per world); a thread pool steps
-chunks of worlds, and `mujoco.mj_step` releases the GIL, so both cores work. Each world draws from
-its own random stream spawned from `seed`, so a world's trajectory does not depend on the others or
-on the number of threads.
+MjModel and MjData (objects, wrists and randomized physics differ per world). In the source world
+(MuJoCo position actuators: the PD law lives inside the physics) a control tick of every world is one
+`mujoco.rollout` call, in C on `threads` threads with no Python between physics steps; the target
+world's servo law runs vectorized in Python between physics steps and a thread pool does the physics
+(`mujoco.mj_step` releases the GIL). Each world draws from its own random stream spawned from `seed`,
+so a world's trajectory does not depend on the others or on the number of threads.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import mujoco
 import numpy as np
+from mujoco import rollout as mj_rollout
 
 from dexndm_description import hand, mjcf, objects, scene as scenes, wrist as wrists
 from dexndm_description.worlds import WorldConfig, servo_current, servo_torque
@@ -48,6 +51,13 @@ GRASP_TEST_TICKS = 30
 GRASP_STILL = 0.004
 #: Control ticks the Chaos Box balls get to fall and settle during reset.
 BALL_SETTLE_TICKS = 16
+
+
+def _rotate_wxyz(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors v [N, 3] by unit quaternions q [N, 4] (MuJoCo's w x y z order)."""
+    w, u = q[:, :1], q[:, 1:]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
 
 
 def _step_each(models, datas) -> None:
@@ -98,7 +108,7 @@ class BatchedHandSim:
         self._rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(n)]
         self.object_specs: list[objects.ObjectSpec | None] = []
         self.models: list[mujoco.MjModel] = []
-        self.datas: list[mujoco.MjData] = []
+        self._datas: list[mujoco.MjData] = []
         compiled: dict[str, mujoco.MjModel] = {}
         for i in range(n):
             spec = (objects.sample_shape(self.object_set, self._rngs[i], nominal=not self.randomize)
@@ -109,11 +119,18 @@ class BatchedHandSim:
             model = copy.copy(compiled[xml])
             self.object_specs.append(spec)
             self.models.append(model)
-            self.datas.append(mujoco.MjData(model))
+            self._datas.append(mujoco.MjData(model))
         self._index(self.models[0])
         self._grasps: list[np.ndarray | None] = [None] * n  # per world: state of its canonical grasp
         self._threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 and n > 1 else None
+        self._rollout = None  # the source world's stepper (mujoco.rollout), made on first use
+        # After a rollout tick the truth is in _phys_state (and _datas lag until `datas` is read); applied
+        # forces live in _xfrc so setting them each tick does not touch the MjData.
+        self._phys_state: np.ndarray | None = None
+        self._datas_stale = False
+        self._xfrc_dirty = False
+        self._xfrc = np.zeros((n, self.models[0].nbody, 6))
         self._targets = np.tile(hand.CANONICAL_POSE, (n, 1))
         self._previous_targets = self._targets.copy()  # the targets in force during the last tick
         self._q = np.zeros((n, hand.NUM_JOINTS))
@@ -356,6 +373,35 @@ class BatchedHandSim:
             mujoco.mj_forward(self.models[i], self.datas[i])
         self._observe(ids)
 
+    def save_states(self, env_ids=None) -> np.ndarray:
+        """The full integration state of worlds env_ids, [len(ids), nstate] (for `restore_states`)."""
+        ids = self._env_ids(env_ids)
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        out = np.empty((len(ids), mujoco.mj_stateSize(self.models[0], spec)))
+        for j, i in enumerate(ids):
+            mujoco.mj_getState(self.models[i], self.datas[i], out[j], spec)
+        return out
+
+    def restore_states(self, env_ids, states: np.ndarray) -> None:
+        """Put worlds env_ids back into saved states (from `save_states` of the same worlds): a reset with no
+        settling ticks. The object's mass, friction and centre of mass are re-drawn first when randomize=True
+        (as in `reset`); targets become the restored joint angles, time 0."""
+        ids = self._env_ids(env_ids)
+        states = np.asarray(states, dtype=float)
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        size = mujoco.mj_stateSize(self.models[0], spec)
+        if states.shape != (len(ids), size):
+            raise ValueError(f"states must have shape [{len(ids)}, {size}] (from save_states), got {list(states.shape)}")
+        for j, i in enumerate(ids):
+            if self._has_object:
+                self._randomize_object(i)
+            mujoco.mj_setState(self.models[i], self.datas[i], states[j], spec)
+            self.datas[i].time = 0.0
+            mujoco.mj_forward(self.models[i], self.datas[i])
+        self._observe(ids)
+        self._targets[ids] = self._q[ids]
+        self._previous_targets[ids] = self._q[ids]
+
     def set_targets(self, targets) -> np.ndarray:
         """Joint targets for the next tick, [N, 16] (or [16] for all) rad, motor-ID order; returns
         what will be applied after clipping to the joint limits."""
@@ -366,7 +412,9 @@ class BatchedHandSim:
     def step(self) -> None:
         """Advance every world by one 50 ms control tick."""
         ids = np.arange(self.num_envs)
-        if self.config.actuation == "servo":
+        if self.config.actuation == "pd_torque" and self.substep_trace is None:
+            self._rollout_tick()
+        elif self.config.actuation == "servo":
             # the servo law needs Python between physics steps: run it once for all worlds, vectorized,
             # and let the pool do only the GIL-free physics
             self._advance(ids, self._targets, self._previous_targets, pool=self._pool)
@@ -375,14 +423,95 @@ class BatchedHandSim:
             self._run(self._tick, ids)
         self._previous_targets = self._targets.copy()
 
+    def _rollout_tick(self) -> None:
+        """One control tick of every source world as one mujoco.rollout call (targets and applied forces as
+        its controls); the observation is read from its state and sensor outputs, vectorized. The MjData
+        catch up only when something reads `datas`. The solver warm start is not carried across ticks
+        (rollout does not return it; trajectories match mj_step's to ~1e-10 rad over 40 ticks)."""
+        n, substeps, nu = self.num_envs, self.config.substeps, hand.NUM_JOINTS
+        m0 = self.models[0]
+        if self._rollout is None:
+            self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+            self._control_spec = mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_XFRC_APPLIED
+            self._control_buf = np.empty((n, substeps, mujoco.mj_stateSize(m0, self._control_spec)))
+            threads = self._threads if self._threads > 1 and n > 1 else 0
+            self._scratch = [mujoco.MjData(m0) for _ in range(max(threads, 1))]
+            nstate = mujoco.mj_stateSize(m0, self._state_spec)
+            self._states_out = np.empty((n, substeps, nstate))
+            self._sensors_out = np.empty((n, substeps, m0.nsensordata))
+            self._rollout = mj_rollout.Rollout(nthread=threads)
+            act = np.array([m0.actuator(name).id for name in hand.JOINT_NAMES])
+            self._pd_kp = np.stack([m.actuator_gainprm[act, 0] for m in self.models])
+            self._pd_kv = np.stack([-m.actuator_biasprm[act, 2] for m in self.models])
+            self._pd_limit = np.stack([m.actuator_forcerange[act, 1] for m in self.models])
+            self._tip_sensors = np.concatenate([np.arange(3) + m0.sensor_adr[m0.sensor(f"{s}_pos").id]
+                                                for s in mjcf.FINGERTIP_SITES])
+        start = self.physics_state() if self._phys_state is None else self._phys_state
+        self._control_buf[:, :, :nu] = self._targets[:, None, :]  # targets and forces hold for the whole tick
+        self._control_buf[:, :, nu:] = self._xfrc.reshape(n, 1, -1)
+        self._rollout.rollout(self.models, self._scratch, start, self._control_buf,
+                              control_spec=self._control_spec, nstep=substeps, state=self._states_out,
+                              sensordata=self._sensors_out, skip_checks=True)
+        nq, nv = m0.nq, m0.nv
+        final = self._states_out[:, -1]
+        # the PD force of the last physics step, from the state it started from (what actuator_force holds)
+        before = self._states_out[:, -2] if substeps > 1 else start
+        q0 = before[:, 1:1 + nq][:, self._qadr]
+        qdot0 = before[:, 1 + nq:1 + nq + nv][:, self._vadr]
+        self._effort[:] = np.clip(self._pd_kp * (self._targets - q0) - self._pd_kv * qdot0, -self._pd_limit, self._pd_limit)
+        self._phys_state = final.copy()
+        self._datas_stale = True
+        # observation: like _observe, fingertips from the sensors of the last step (as site_xpos after mj_step)
+        self._time[:] = final[:, 0]
+        self._raw_qpos[:] = final[:, 1:1 + self._obs_nq]
+        self._raw_qvel[:] = final[:, 1 + nq:1 + nq + self._obs_nv]
+        self._q[:] = self._raw_qpos[:, self._qadr]
+        self._qdot[:] = self._raw_qvel[:, self._vadr]
+        self._fingertips[:] = self._sensors_out[:, -1, self._tip_sensors].reshape(n, 4, 3)
+        if self._has_object:
+            a, v = self._obj_qadr, self._obj_vadr
+            wxyz = self._raw_qpos[:, a + 3:a + 7]
+            self._object_pose[:, :3] = self._raw_qpos[:, a:a + 3]
+            self._object_pose[:, 3:] = wxyz[:, [1, 2, 3, 0]]
+            self._object_linvel[:] = self._raw_qvel[:, v:v + 3]
+            self._object_angvel[:] = _rotate_wxyz(wxyz, self._raw_qvel[:, v + 3:v + 6])  # body frame -> world
+
+    @property
+    def datas(self) -> list[mujoco.MjData]:
+        """Each world's MjData, brought up to date with the last tick (kinematics included). Reading it
+        hands the state to the caller: the next tick starts from whatever the MjData then hold."""
+        if self._datas_stale:
+            spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+            for m, d, state in zip(self.models, self._datas, self._phys_state):
+                mujoco.mj_setState(m, d, state, spec)
+                mujoco.mj_kinematics(m, d)
+            self._datas_stale = False
+        if self._xfrc_dirty:
+            for d, f in zip(self._datas, self._xfrc):
+                d.xfrc_applied[:] = f
+            self._xfrc_dirty = False
+        self._phys_state = None  # the caller may change the MjData
+        return self._datas
+
+    def physics_state(self) -> np.ndarray:
+        """[N, nstate] each world's mjSTATE_FULLPHYSICS state now (time, qpos, qvel, ...), without
+        touching the MjData when the last tick left it in hand."""
+        if self._phys_state is not None:
+            return self._phys_state.copy()
+        spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        out = np.empty((self.num_envs, mujoco.mj_stateSize(self.models[0], spec)))
+        for i, (m, d) in enumerate(zip(self.models, self.datas)):
+            mujoco.mj_getState(m, d, out[i], spec)
+        return out
+
     def set_object_force(self, force) -> None:
         """Apply a constant force (N, world frame, [N, 3] or [3]) at each object's centre of mass until
         changed (the paper's disturbance forces); zero to remove. Ignored without an object."""
         f = _as_env_array(force, self.num_envs, 3, "object force")
         if not self._has_object:
             return
-        for i, d in enumerate(self.datas):
-            d.xfrc_applied[self._obj_body, :3] = f[i]
+        self._xfrc[:, self._obj_body, :3] = f
+        self._xfrc_dirty = True
 
     def fingertip_contacts(self) -> np.ndarray:
         """[N, 4] bool: whether each fingertip pad (index, middle, ring, thumb) touches something other

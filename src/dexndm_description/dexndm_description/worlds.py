@@ -95,6 +95,10 @@ class WorldConfig:
     solimp: tuple[float, float, float, float, float] = (0.9, 0.95, 0.001, 0.5, 2.0)
     #: Contact dimensionality: 3 = sliding friction, 4 = plus torsional friction.
     condim: int = 3
+    #: Finger-finger contacts a real hand has and the hand's contype/conaffinity bits leave out: the
+    #: thumb's distal link against the index and middle distal links, neighbouring fingertips (scene.py
+    #: SELF_COLLISION_PAIRS). False gives the hand without self-collision.
+    self_collision: bool = True
     #: Torsional friction coefficient (m), used when condim >= 4.
     torsional_friction: float = 0.0
     #: Multiplies the object's sampled sliding friction (fingertip material).
