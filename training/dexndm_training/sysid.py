@@ -352,7 +352,7 @@ def identify(out: str | os.PathLike, reference: WorldConfig | str = "target", st
         best, best_err, err_before = mean.copy(), np.full(NUM_JOINTS, np.inf), None
         best_score = best_err.copy()
         first, spent, candidates, history = 0, 0.0, 0, []
-    elites = max(2, int(round(cfg.population * cfg.elite_fraction)))
+    elites = max(2, round(cfg.population * cfg.elite_fraction))
     worlds = CandidateWorlds(start, cfg.population, cfg.wrists, threads)
     bar = _progress(range(first, cfg.iterations), first, cfg.iterations, progress)
     try:
@@ -455,8 +455,9 @@ def table(result: dict) -> str:
     ident, nom = result["identified"], result["nominal"]
     mass_n, mass_i = result["link_mass_kg"]["nominal"], result["link_mass_kg"]["identified"]
     before, after = result["per_joint_err_before_rad"], result["per_joint_err_after_rad"]
-    lines = [f"{'joint':<7} {'Kp nom':>7} {'Kp id':>7} {'x':>5}  {'Kd nom':>7} {'Kd id':>7} {'x':>5}  "
-             f"{'m nom g':>7} {'m id g':>7}  {'err before':>10} {'err after':>9} (mrad)"]
+    header = (f"{'joint':<7} {'Kp nom':>7} {'Kp id':>7} {'x':>5}  {'Kd nom':>7} {'Kd id':>7} {'x':>5}  "
+              f"{'m nom g':>7} {'m id g':>7}  {'err before':>10} {'err after':>9} (mrad)")
+    lines = [header]
     for i, name in enumerate(hand.JOINT_NAMES):
         lines.append(f"{name:<7} {nom['pd_kp'][i]:7.3f} {ident['pd_kp'][i]:7.3f} {ident['pd_kp'][i] / nom['pd_kp'][i]:5.2f}  "
                      f"{nom['pd_kd'][i]:7.4f} {ident['pd_kd'][i]:7.4f} {ident['pd_kd'][i] / nom['pd_kd'][i]:5.2f}  "

@@ -44,7 +44,8 @@ class GapMonitorNode(Node):
         self.create_timer(p["diagnostics_period"], self.publish_diagnostics)
         self._reported_pairs = 0
         self._reported_outside = 0
-        self._outside = np.zeros(hand.NUM_JOINTS, dtype=bool)  # joints outside since the last report
+        self._reported_joints = np.zeros(hand.NUM_JOINTS, dtype=int)  # out-of-range pairs per joint, last report
+        self._outside = np.zeros(hand.NUM_JOINTS, dtype=bool)  # joints flagged in ticks since the last report
         self._cpu_start: float | None = None  # process CPU time at the first pair: the monitor's own cost
         self.get_logger().info(f"ready: {self.model.path} (window {self.model.window})")
 
@@ -88,10 +89,11 @@ class GapMonitorNode(Node):
         new_pairs = mon.pairs - self._reported_pairs
         outside = mon.out_of_range_pairs - self._reported_outside
         recent = np.array([np.abs(t.error) for t in mon.recent]) if mon.recent else np.full((1, hand.NUM_JOINTS), np.nan)
-        joints = [hand.JOINT_NAMES[i] for i in np.flatnonzero(self._outside)]
-        if outside or joints:
-            level, message = WARN, f"outside the fitted range at {', '.join(joints) or 'the window'}: " \
-                                   f"{outside} of the last {new_pairs} ticks"
+        fresh = mon.out_of_range_joints > self._reported_joints  # pairs outside since the last report, per joint
+        joints = [hand.JOINT_NAMES[i] for i in np.flatnonzero(fresh | self._outside)]
+        if joints:
+            level = WARN
+            message = f"outside the fitted range at {', '.join(joints)}: {outside} of the last {new_pairs} ticks"
         elif mon.ticks == 0:
             level, message = OK, f"waiting for {self.model.window} consecutive (state, executed target) pairs"
         else:
@@ -108,6 +110,7 @@ class GapMonitorNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(array)
         self._reported_pairs, self._reported_outside = mon.pairs, mon.out_of_range_pairs
+        self._reported_joints = mon.out_of_range_joints.copy()
         self._outside[:] = False
 
 
