@@ -1,6 +1,7 @@
 """The rotate app: its graph description, bad arguments, and whole runs over DDS (sim and emulated bus)."""
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -62,6 +63,18 @@ def test_plot_none_or_empty_means_no_plot(plot):
     assert specs[2].parameters["plot"] == ""
 
 
+def test_gap_monitor_joins_the_graph_only_when_asked(tmp_path):
+    app = graph.load_app("rotate")
+    model = tmp_path / "dynamics.onnx"
+    model.write_bytes(b"")  # the graph checks that the file exists; the node checks its contract
+    specs = app.nodes(graph.resolve_arguments(app, {"monitor_gap": "true", "gap_model": str(model), "world": "source"}))
+    by_name = {s.executable: s for s in specs}
+    assert by_name["gap_monitor"].parameters == {"model": str(model)} and not by_name["gap_monitor"].required
+    assert by_name["hand_driver"].parameters["world"] == "source"
+    default = app.nodes(graph.resolve_arguments(app, {}))
+    assert "gap_monitor" not in {s.executable for s in default} and default[0].parameters["world"] == "target"
+
+
 @pytest.mark.parametrize("arg, message", [
     ("axis:=sideways", "unknown rotation axis 'sideways'"),
     ("axis:=0,0,0", "zero length"),
@@ -69,6 +82,8 @@ def test_plot_none_or_empty_means_no_plot(plot):
     ("generalist_model:=/nonexistent/generalist.onnx", "/nonexistent/generalist.onnx does not exist"),
     ("wrist:=sideways", "unknown wrist orientation"),
     ("duration:=-1", "duration > 0"),
+    ("world:=mars", "world must be one of target, source"),
+    ("monitor_gap:=maybe", "monitor_gap must be true or false"),
 ])
 def test_cli_refuses_bad_arguments_with_a_clear_message(arg, message):
     out = rotate(arg, timeout=60)
@@ -150,3 +165,25 @@ def test_sim_graph_runs_on_one_clock(tmp_path):
         # issued on the sim clock while the sim waits for it: the state's time (a tick behind at most,
         # when the node handled the state before that tick's /clock)
         assert 0 <= state - header <= tick_ns, (header, state)
+
+
+def test_monitor_gap_without_a_dynamics_model_says_how_to_make_one():
+    out = rotate("monitor_gap:=true", "gap_model:=/nonexistent/dynamics.onnx", timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "needs a joint-wise dynamics model" in out.stderr and "dynamics.onnx contract" in out.stderr
+
+
+@needs_driver
+def test_rotate_with_the_gap_monitor_reports_the_gap(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src" / "dexndm_policy" / "test"))
+    import dynamics_fixture as fx
+
+    q, a = fx.first_order_rollouts(0.5)  # a law the simulated hand does not follow: a visible gap
+    model = fx.fit_and_export(q, a, tmp_path / "dynamics.onnx")
+    out = rotate("monitor_gap:=true", f"gap_model:={model}", "realtime_factor:=0", "duration:=5",
+                 f"plot:={tmp_path / 'p.png'}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    fields = last_line_fields(out)
+    assert fields["gap_ticks"] >= 0.8 * fields["commands"] - fx.WINDOW  # every tick after the window fills
+    assert 0 < fields["gap_mean_mrad"] < 1000 and fields["gap_p95_mrad"] >= fields["gap_mean_mrad"] * 0.5
+    assert "[gap_monitor] gap_ticks=" in out.stderr  # its own summary at shutdown

@@ -8,6 +8,7 @@
     dexndm-train evaluate-grid --policy ... --out runs/eval
     dexndm-train convert-bags BAGS... OUT   (robot bags -> transition dataset, see dexndm_training.bags)
     dexndm-train ndm-data | dynamics | dynamics-eval | dynamics-export | residual   (DexNDM, see ndm_cli)
+    dexndm-train sysid      --out runs/sysid   (fit the source PD model to the target world, paper App. C)
 """
 from __future__ import annotations
 
@@ -396,11 +397,48 @@ def _cmd_evaluate_grid(args) -> int:
     return 0
 
 
+def _add_sysid(sub) -> None:
+    from dexndm_training.sysid import SysIdConfig
+
+    d = SysIdConfig()
+    p = sub.add_parser("sysid", help="identify per-joint Kp, Kd and link masses of the source world's PD model "
+                       "against the target world's free-hand probe trajectories (CEM, resumable)")
+    p.add_argument("--out", required=True, help="directory for sysid.json, the recorded probe and the search state")
+    p.add_argument("--reference", default="target", choices=("target", "source"),
+                   help="world whose joint trajectories are matched")
+    p.add_argument("--wrists", nargs="+", default=list(d.wrists), help="wrist orientations the probe runs under")
+    p.add_argument("--population", type=int, default=d.population, help="candidate models simulated per iteration")
+    p.add_argument("--iterations", type=int, default=d.iterations, help="CEM iterations (a resumed run extends to this)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=2, help="physics threads")
+    p.add_argument("--fresh", action="store_true", help="discard a previous search in --out instead of resuming it")
+    p.set_defaults(func=_cmd_sysid)
+
+
+def _cmd_sysid(args) -> int:
+    from dexndm_training import sysid
+
+    cfg = sysid.SysIdConfig(wrists=tuple(args.wrists), population=args.population, iterations=args.iterations,
+                            seed=args.seed)
+    result = sysid.identify(args.out, reference=args.reference, cfg=cfg, threads=args.threads, fresh=args.fresh)
+    print(sysid.table(result))
+    if result["reference_self_contact_ticks"]:
+        print(f"note: fingers touched in {result['reference_self_contact_ticks']} probe ticks of the reference run; "
+              "the per-finger search assumes they do not", file=sys.stderr)
+    print(f"json={Path(args.out) / sysid.RESULT_FILE}")
+    print(f"err_before_rad={result['err_before_rad']:.6f} err_after_rad={result['err_after_rad']:.6f} "
+          f"ratio={result['err_after_rad'] / result['err_before_rad']:.3f} candidates={result['candidates']} "
+          f"probe_ticks={result['probe_ticks']} search_seconds={result['search_seconds']:.1f} "
+          f"seconds={result['seconds']:.1f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dexndm-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_ppo, _add_gait, _add_mpc, _add_curve, _add_grasps, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
+    for add in (_add_ppo, _add_gait, _add_mpc, _add_curve, _add_grasps, _add_collect, _add_bc, _add_export, _add_evaluate,
+                _add_evaluate_grid, _add_sysid):
         add(sub)
     ndm_cli.register(sub)
     for action in sub.choices.values():

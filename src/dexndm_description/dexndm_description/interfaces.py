@@ -16,6 +16,7 @@ HAND_COMMAND = "/leap_hand/command"  # dexndm_msgs/HandCommand
 ROTATION_AXIS = "/dexndm/rotation_axis"  # geometry_msgs/Vector3Stamped, frame palm
 WRIST_ORIENTATION = "/dexndm/wrist_orientation"  # geometry_msgs/QuaternionStamped
 POLICY_STEP = "/dexndm/policy/step"  # dexndm_msgs/PolicyStep
+GAP_ERROR = "/dexndm/gap/error"  # dexndm_msgs/DynamicsGap, the reality-gap monitor
 EPISODE = "/dexndm/collect/episode"  # dexndm_msgs/EpisodeEvent
 DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
 CLOCK = "/clock"  # rosgraph_msgs/Clock, sim driver

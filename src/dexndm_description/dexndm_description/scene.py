@@ -212,7 +212,7 @@ def scene_xml(cfg: WorldConfig, scene: str, wrist_xyzw, obj: ObjectSpec | None =
     <light pos="0.3 -0.4 1.3" dir="-0.3 0.4 -1" diffuse="0.8 0.8 0.8"/>
     <light pos="-0.5 0.5 1.0" dir="0.5 -0.5 -1" diffuse="0.3 0.3 0.3" castshadow="false"/>
     <geom name="floor" class="static" type="plane" size="1 1 0.05" material="grid"/>
-{mjcf.hand_body_xml(pos=HAND_ORIGIN, quat_wxyz=wrist_wxyz)}
+{mjcf.hand_body_xml(pos=HAND_ORIGIN, quat_wxyz=wrist_wxyz, link_mass_scale=cfg.link_mass_scale)}
 {body}
   </worldbody>
 {_self_collision(cfg)}

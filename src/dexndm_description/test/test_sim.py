@@ -188,6 +188,22 @@ def test_world_config_variants_and_validation():
     sim.close()
 
 
+def test_link_mass_scale_scales_the_link_each_joint_moves():
+    from dexndm_description.worlds import WorldConfig
+
+    scale = np.ones(16)
+    scale[3], scale[12] = 2.0, 0.5  # if_dip moves if_ds, th_cmc moves th_mp
+    nominal = BatchedHandSim(num_envs=1, world="source", scene="hand_only", object=None, threads=1).models[0]
+    heavy = BatchedHandSim(num_envs=1, world=WorldConfig.source().replace(link_mass_scale=scale),
+                           scene="hand_only", object=None, threads=1).models[0]
+    for body, factor in (("if_ds", 2.0), ("th_mp", 0.5), ("if_md", 1.0), ("palm", 1.0)):
+        assert heavy.body(body).mass[0] == pytest.approx(factor * nominal.body(body).mass[0])
+    assert heavy.body("if_ds").inertia[0] == pytest.approx(2.0 * nominal.body("if_ds").inertia[0], rel=1e-4)
+    assert mjcf.link_body_of_joint("if_dip") == "if_ds" and mjcf.link_body_of_joint("if_mcp") == "if_bs"
+    with pytest.raises(ValueError, match="positive"):
+        WorldConfig.source().replace(link_mass_scale=-scale)
+
+
 def test_resetting_a_subset_restores_those_worlds_exactly():
     sim = BatchedHandSim(num_envs=3, world="source", object="normal_cylinder", randomize=False, seed=2, threads=2)
     try:

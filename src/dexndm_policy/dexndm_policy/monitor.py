@@ -132,6 +132,8 @@ class RotationMonitor:
         self.first_position: np.ndarray | None = None
         self.last_quat: np.ndarray | None = None
         self.fell_at: float | None = None
+        self.gap_errors = Reservoir(latency_samples)  # the gap monitor's mean |error| per tick, rad (when it runs)
+        self.gap_out_of_range = 0
 
     @property
     def done(self) -> bool:
@@ -192,6 +194,13 @@ class RotationMonitor:
         self.last_quat = quat
         self.angles.append(stamp_s - self.start, self.angle)
 
+    def on_gap(self, state_stamp_s: float, mean_abs_error: float, out_of_range: bool) -> None:
+        """One tick of the reality-gap monitor (DynamicsGap), predicted from the state stamped state_stamp_s."""
+        if self.start is None or state_stamp_s < self.start or (self.done and state_stamp_s - self.start > self.now):
+            return
+        self.gap_errors.add(float(mean_abs_error))
+        self.gap_out_of_range += int(bool(out_of_range))
+
     def summary(self) -> dict[str, float]:
         has_object = self.first_position is not None
         span = self._last_command_wall - self._first_command_wall
@@ -206,7 +215,16 @@ class RotationMonitor:
             "fell": int(self.fell_at is not None),
             "commands": self.commands,
             "run_s": self.now,
+            **self._gap_summary(),
         }
+
+    def _gap_summary(self) -> dict[str, float]:
+        """Gap figures, only when the gap monitor published: mean / p95 over ticks of the mean |error|."""
+        if not self.gap_errors.count:
+            return {}
+        errors = 1e3 * self.gap_errors.values()
+        return {"gap_mean_mrad": float(errors.mean()), "gap_p95_mrad": float(np.percentile(errors, 95)),
+                "gap_ticks": self.gap_errors.count, "gap_out_of_range": self.gap_out_of_range}
 
     @staticmethod
     def format(summary: dict[str, float]) -> str:

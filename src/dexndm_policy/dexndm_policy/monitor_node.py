@@ -18,7 +18,7 @@ from std_msgs.msg import Empty
 
 from dexndm_description import interfaces as ros
 from dexndm_description.parameters import Param, declare
-from dexndm_msgs.msg import HandCommand, PolicyStep
+from dexndm_msgs.msg import DynamicsGap, HandCommand, PolicyStep
 from dexndm_policy.monitor import RotationMonitor
 
 PARAMETERS = (
@@ -56,6 +56,8 @@ def main() -> None:
             ros.stamp_to_s(m.state_stamp), dds_time(info, "received_timestamp"), m.position), stream),
         ros.POLICY_STEP: node.create_subscription(PolicyStep, ros.POLICY_STEP, lambda m: monitor.on_axis(m.axis), stream),
     }
+    node.create_subscription(DynamicsGap, ros.GAP_ERROR, lambda m: monitor.on_gap(
+        ros.stamp_to_s(m.state_stamp), m.mean_abs_error, any(m.out_of_range)), stream)
     node.create_subscription(QuaternionStamped, ros.WRIST_ORIENTATION, lambda m: monitor.on_wrist(
         [m.quaternion.x, m.quaternion.y, m.quaternion.z, m.quaternion.w]), any_qos)
     pose_sub = node.create_subscription(PoseStamped, ros.OBJECT_POSE, lambda m: monitor.on_object_pose(

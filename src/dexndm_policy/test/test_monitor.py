@@ -107,3 +107,18 @@ def test_memory_stays_bounded_over_many_states(tmp_path):
     assert 1_000 <= len(monitor.angles) <= 2_000 and monitor.angles.times[-1] > 0.9 * s["run_s"]
     monitor.plot(str(tmp_path / "long.png"))
     assert (tmp_path / "long.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gap_figures_join_the_line_only_when_the_gap_monitor_ran():
+    quiet = RotationMonitor(duration_s=1.0)
+    run(quiet, [0, 0, -1], 0.5, ticks=30)
+    assert "gap_mean_mrad" not in RotationMonitor.format(quiet.summary())
+    monitor = RotationMonitor(duration_s=1.0)
+    monitor.on_gap(50.0, 1.0, True)  # before the run: ignored
+    run(monitor, [0, 0, -1], 0.5, ticks=30)
+    for k in range(20):
+        monitor.on_gap(100.0 + 0.05 * k, 0.002 if k < 19 else 0.022, k >= 18)
+    s = monitor.summary()
+    assert s["gap_ticks"] == 20 and s["gap_out_of_range"] == 2
+    assert s["gap_mean_mrad"] == pytest.approx(3.0) and s["gap_p95_mrad"] == pytest.approx(3.0, abs=0.01)
+    assert RotationMonitor.format(s).endswith("gap_mean_mrad=3.0000 gap_p95_mrad=3.0000 gap_ticks=20 gap_out_of_range=2")
