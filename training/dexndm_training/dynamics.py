@@ -417,7 +417,7 @@ INPUT_NAME, OUTPUT_NAME = "history", "next_q"
 META_WINDOW = "dexndm_window"
 META_GROUPING = "dexndm_grouping"
 META_FITTED_ON = "dexndm_fitted_on"  # JSON list of {role: pretrain | finetune, datasets, train_rows}
-META_INPUT_RANGES = "dexndm_input_ranges"  # JSON {"q": [[min, max] x 16], "target": [[min, max] x 16]} rad
+META_INPUT_RANGES = "dexndm_input_ranges"  # JSON {"position": [[min, max] x 16], "target": [[min, max] x 16]} rad (contract)
 
 
 def example_histories(batch: int, window: int, seed: int = 0) -> np.ndarray:
@@ -429,23 +429,23 @@ def example_histories(batch: int, window: int, seed: int = 0) -> np.ndarray:
 
 
 def dynamics_metadata(model: DynamicsModel, record: dict) -> dict[str, str]:
-    """The metadata strings of dynamics.onnx (DESIGN.md: data it was fitted on, per-joint input ranges, W)."""
+    """The metadata strings of dynamics.onnx: the runtime contract's keys (dexndm_policy.contract
+    .dynamics_metadata: kind, joints, W, per-joint position and target ranges, config, data) plus the grouping
+    and what it was fitted on."""
     from dexndm_policy import contract
 
     fitted = record.get("fitted_on", [])
     report = record.get("report", {})
     config = {**record.get("config", {}), "model": model.config(), "eval": report.get("eval", {}),
               "best_epoch": report.get("best_epoch")}
-    return {
-        contract.META_KIND: KIND,
-        contract.META_JOINTS: ",".join(hand.JOINT_NAMES),
-        META_WINDOW: str(model.window),
-        META_GROUPING: model.grouping,
-        META_FITTED_ON: json.dumps(fitted),
-        META_INPUT_RANGES: json.dumps(record.get("input_ranges", {})),
-        contract.META_CONFIG: json.dumps(config, sort_keys=True),
-        contract.META_DATA: ",".join(p for entry in fitted for p in entry.get("datasets", [])),
-    }
+    ranges = record.get("input_ranges", {})
+    if "q" not in ranges or "target" not in ranges:
+        raise ValueError("the dynamics record has no input ranges (q and target per joint); retrain with this version")
+    meta = contract.dynamics_metadata(model.window, ranges["q"], ranges["target"], config,
+                                      ",".join(p for entry in fitted for p in entry.get("datasets", [])))
+    meta[META_GROUPING] = model.grouping
+    meta[META_FITTED_ON] = json.dumps(fitted)
+    return meta
 
 
 def export_dynamics(model: DynamicsModel, record: dict, path: str | os.PathLike) -> float:

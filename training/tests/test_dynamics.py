@@ -126,9 +126,12 @@ def test_export_parity_metadata_and_row_independence_in_onnx(tmp_path):
     ds = Dataset(tmp_path / "law")
     train_ids, _ = ds.split_episodes(0.1, 0)
     rows = np.concatenate([np.arange(ds.episode_slice(i).start, ds.episode_slice(i).stop) for i in train_ids])
-    for name in ("q", "target"):  # the per-joint ranges of the training rows
-        np.testing.assert_allclose(np.array(ranges[name]), np.stack([ds[name][rows].min(0), ds[name][rows].max(0)], 1),
+    for key, name in (("position", "q"), ("target", "target")):  # the per-joint ranges of the training rows
+        np.testing.assert_allclose(np.array(ranges[key]), np.stack([ds[name][rows].min(0), ds[name][rows].max(0)], 1),
                                    atol=1e-6)
+    from dexndm_policy.gap_monitor import DynamicsModel as RuntimeModel  # the live monitor accepts the export
+
+    assert RuntimeModel(out).window == W
     hist = example_histories(32, W, seed=7)
     got = session.run(None, {"history": hist})[0]
     np.testing.assert_allclose(got, model(torch.from_numpy(hist)).detach().numpy(), atol=1e-5)
