@@ -239,8 +239,12 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
     config = {"env": env_cfg.to_dict(), "mpc": cfg.to_dict(), "min_rot": min_rot}
     if config_file.exists():
         saved = json.loads(config_file.read_text())
-        saved_mpc = {**MPCConfig().to_dict(), **saved["mpc"]}  # settings added since the run began: defaults
-        if saved["env"] != json.loads(json.dumps(config["env"])) or saved_mpc != json.loads(json.dumps(config["mpc"])):
+        # settings added since the run began take their defaults
+        from dexndm_training.env import EnvConfig
+
+        saved_env = {**json.loads(json.dumps(EnvConfig().to_dict())), **saved["env"]}
+        saved_mpc = {**MPCConfig().to_dict(), **saved["mpc"]}
+        if saved_env != json.loads(json.dumps(config["env"])) or saved_mpc != json.loads(json.dumps(config["mpc"])):
             raise ValueError(f"{out} holds a run with another config ({config_file}); resume with the same "
                              "settings or choose a new --out")
     else:
