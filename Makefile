@@ -10,6 +10,7 @@ demo: setup
 
 test:
 	scripts/setup.sh --test
+	scripts/run ruff check .
 	scripts/run python -m pytest
 
 bench: setup

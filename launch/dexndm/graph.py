@@ -37,6 +37,10 @@ class ArgumentError(ValueError):
     """A command-line argument the app does not know or cannot read."""
 
 
+class GraphFailure(RuntimeError):
+    """A required node of a launched graph failed (launch_support raises it so ros2 launch exits 1)."""
+
+
 def load_app(name: str) -> ModuleType:
     if name not in APPS:
         raise ArgumentError(f"unknown app {name!r}; choose one of {', '.join(APPS)}")
@@ -55,6 +59,13 @@ def resolve_arguments(app: ModuleType, given: dict[str, str]) -> dict[str, str]:
     if unknown:
         raise ArgumentError(f"unknown argument(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     return {**known, **given}
+
+
+def launch_nodes(app: ModuleType, configurations: dict[str, str]) -> list[NodeSpec]:
+    """The nodes a launch file starts: every launch configuration (not only the declared arguments)
+    goes through resolve_arguments, so `ros2 launch dexndm rotate.launch.py hardwre:=dynamixel` is refused
+    with the valid names, as the CLI refuses it, instead of silently running the defaults."""
+    return app.nodes(resolve_arguments(app, {name: str(value) for name, value in configurations.items()}))
 
 
 def parse_assignments(tokens: list[str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ import rclpy
 from rclpy.node import Node
 
 from dexndm_description import hand
+from dexndm_description.parameters import Param, declare
 from dexndm_msgs.msg import HandCommand
 
 PING, PONG = "/dexndm/selfcheck/ping", "/dexndm/selfcheck/pong"
@@ -31,8 +32,9 @@ def echo_main() -> None:
 def probe_main() -> None:
     rclpy.init()
     node = Node("selfcheck_probe")
-    count = node.declare_parameter("count", 20).value
-    timeout = node.declare_parameter("timeout", 20.0).value
+    p = declare(node, (Param("count", 20, "round trips to time"),
+                       Param("timeout", 20.0, "s to wait for the echo node and the round trips")))
+    count, timeout = p["count"], p["timeout"]
     received: list[HandCommand] = []
     node.create_subscription(HandCommand, PONG, received.append, 10)
     pub = node.create_publisher(HandCommand, PING, 10)

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from rosbags.highlevel import AnyReader
 
 from dexndm_collect import verify

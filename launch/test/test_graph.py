@@ -26,3 +26,15 @@ def test_typed_argument_readers():
     for bad in ("fast", "nan", "inf"):
         with pytest.raises(graph.ArgumentError):
             graph.as_float(bad, "x")
+
+
+def test_launch_files_refuse_misspelled_arguments_like_the_cli():
+    """ros2 launch passed only the declared names on (hardwre:=dynamixel ran the sim): launch_support now
+    hands every launch configuration to graph.launch_nodes, which refuses unknown ones."""
+    app = graph.load_app("rotate")
+    declared = {a.name: a.default for a in app.ARGUMENTS}
+    with pytest.raises(graph.ArgumentError, match=r"unknown argument\(s\) hardwre; valid: axis, duration"):
+        graph.launch_nodes(app, {**declared, "hardwre": "dynamixel"})
+    specs = graph.launch_nodes(app, {**declared, "hardware": "emulated"})
+    assert specs[0].parameters["backend"] == "emulated"
+

@@ -17,12 +17,13 @@ setup(
     zip_safe=True,
     maintainer="DexNDM developers",
     maintainer_email="dexndm@example.org",
-    description="Observation contract, ONNX runtime and the rotation policy node (generalist + residual).",
+    description="Observation contract, ONNX runtime, the rotation policy node (generalist + residual) and the reality-gap monitor.",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             "rotation_policy = dexndm_policy.policy_node:main",
             "rotation_monitor = dexndm_policy.monitor_node:main",
+            "gap_monitor = dexndm_policy.gap_monitor_node:main",
         ],
     },
 )

@@ -25,12 +25,13 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 
 from dexndm_description import hand
+from dexndm_description import interfaces as ros
 from dexndm_description.wrist import parse_wrist
 from dexndm_training.dataset import Episode, write_dataset
 
-STATE_TOPIC, COMMAND_TOPIC, DIAGNOSTICS_TOPIC = "/leap_hand/joint_states", "/leap_hand/command", "/diagnostics"
+STATE_TOPIC, COMMAND_TOPIC, DIAGNOSTICS_TOPIC = ros.JOINT_STATES, ros.HAND_COMMAND, ros.DIAGNOSTICS
 DRIVER_COUNTERS = ("refused_total", "watchdog_timeouts")  # hand_driver's "commands" diagnostics
-EPISODE_TOPIC, WRIST_TOPIC = "/dexndm/collect/episode", "/dexndm/wrist_orientation"
+EPISODE_TOPIC, WRIST_TOPIC = ros.EPISODE, ros.WRIST_ORIENTATION
 START, END, ABORT = 0, 1, 2
 GAP_FACTOR = 1.5  # a next state later than this many control periods means a tick was skipped
 
@@ -49,8 +50,7 @@ class ConversionReport:
                 f"segments={self.segments} skipped_episodes={sum(self.skipped_episodes.values())} dataset={out}")
 
 
-def _stamp(t) -> int:
-    return int(t.sec) * 10**9 + int(t.nanosec)
+_stamp = ros.stamp_to_ns
 
 
 def bag_inputs(path: Path) -> list[Path]:

@@ -8,6 +8,8 @@
     dexndm-train evaluate-grid --policy ... --out runs/eval
     dexndm-train convert-bags BAGS... OUT   (robot bags -> transition dataset, see dexndm_training.bags)
     dexndm-train view-bag BAG               (a bag as a rerun recording, one timeline per episode)
+    dexndm-train ndm-data | dynamics | dynamics-eval | dynamics-export | residual   (DexNDM, see ndm_cli)
+    dexndm-train sysid      --out runs/sysid   (fit the source PD model to the target world, paper App. C)
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from dexndm_training import bags, view_bag
+from dexndm_training import bags, ndm_cli, view_bag
 
 
 def _env_args(p: argparse.ArgumentParser, num_envs: int = 64) -> None:
@@ -69,6 +71,33 @@ def _policy(spec: str, env=None):
     return load_actor(path, env)
 
 
+def ppo_config_class():
+    from dexndm_training.ppo import PPOConfig
+
+    return PPOConfig
+
+
+def _dataclass_args(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
+    """One --flag per field of dataclass cls (numbers, strings, lists of numbers), defaults from the class."""
+    from dataclasses import MISSING, fields
+
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, list):
+            p.add_argument(flag, type=type(default[0]), nargs="+", default=default, help=f"{cls.__name__}.{f.name}")
+        else:
+            p.add_argument(flag, type=type(default), default=default, help=f"{cls.__name__}.{f.name}")
+
+
+def _dataclass_values(args, cls, skip: tuple[str, ...] = ()) -> dict:
+    from dataclasses import fields
+
+    return {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in skip and hasattr(args, f.name)}
+
+
 def _add_ppo(sub) -> None:
     p = sub.add_parser("ppo", help="train (or resume) a PPO specialist")
     _env_args(p)
@@ -80,6 +109,8 @@ def _add_ppo(sub) -> None:
     p.add_argument("--save-interval", type=int, default=25)
     p.add_argument("--device", default="cpu", help="network device: cpu, cuda, cuda:N (physics runs on CPU)")
     p.add_argument("--actor-groups", nargs="+", default=["policy"], help="observation groups of the actor")
+    _dataclass_args(p, ppo_config_class(), skip=("num_steps_per_env", "iterations", "save_interval", "actor_groups",
+                                                 "critic_groups", "device", "seed"))
     p.add_argument("--no-resume", action="store_true")
     p.set_defaults(func=_cmd_ppo)
 
@@ -93,8 +124,10 @@ def _cmd_ppo(args) -> int:
         preset = ppo.SPECIALISTS[args.specialist]
         args.object, args.wrists, args.axes = preset.object, list(preset.wrists), list(preset.axes)
     env_cfg = _env_config(args)
+    tuned = _dataclass_values(args, ppo.PPOConfig, skip=("num_steps_per_env", "iterations", "save_interval",
+                                                         "actor_groups", "critic_groups", "device", "seed"))
     cfg = ppo.PPOConfig(num_steps_per_env=args.steps_per_env, iterations=args.iterations, device=args.device,
-                        save_interval=args.save_interval, actor_groups=list(args.actor_groups), seed=args.seed)
+                        save_interval=args.save_interval, actor_groups=list(args.actor_groups), seed=args.seed, **tuned)
     ppo.train(env_cfg, cfg, args.run_dir, resume=not args.no_resume)
     return 0
 
@@ -124,6 +157,91 @@ def _cmd_gait(args) -> int:
     final = result["final"] or {}
     print(f"gait={Path(args.out) / 'gait.json'} generations={result['generations']} "
           f"rot_rad={final.get('mean_rot', float('nan')):.3f} fell={final.get('mean_fell', float('nan')):.2f}")
+    return 0
+
+
+def _add_mpc(sub) -> None:
+    from dataclasses import fields
+
+    from dexndm_training.mpc import MPCConfig
+
+    p = sub.add_parser("mpc", help="the sampling-MPC teacher: collect its rotating episodes as shards; resumes")
+    _env_args(p, num_envs=8)
+    p.add_argument("--out", required=True, help="run directory: config.json, curve.json, shards/round_NNNN/")
+    p.add_argument("--rounds", type=int, default=10, help="more rounds to run (one episode per world each)")
+    p.add_argument("--min-rot", type=float, default=2.0, help="rad an episode must turn to be kept")
+    defaults = MPCConfig()
+    for f in fields(MPCConfig):
+        if f.name in ("seed", "threads"):
+            continue
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
+                       default=getattr(defaults, f.name), help=f"MPCConfig.{f.name}")
+    p.set_defaults(func=_cmd_mpc)
+
+
+def _cmd_mpc(args) -> int:
+    from dataclasses import fields
+
+    from dexndm_training import mpc
+
+    env_cfg = _env_config(args)
+    cfg = mpc.MPCConfig(**{f.name: getattr(args, f.name) for f in fields(mpc.MPCConfig) if f.name not in ("seed", "threads")},
+                        seed=args.seed, threads=args.threads)
+    s = mpc.collect(env_cfg, cfg, args.out, args.rounds, min_rot=args.min_rot)
+    print(f"out={args.out} rounds={s['rounds']} episodes={s['episodes']} kept={s['kept']} rot_rad={s['rot']:.3f} "
+          f"ttf={s['ttf']:.3f} rotp={s['rotp']:.3f} wall_s={s['wall_s']:.0f}")
+    return 0
+
+
+def _add_curve(sub) -> None:
+    p = sub.add_parser("curve", help="plot learning curves (Rot, TTF vs env steps and wall time) of runs: JSON + PNG")
+    p.add_argument("runs", nargs="+", help="run directories holding curve.json (dexndm-train mpc)")
+    p.add_argument("--out", required=True, help="directory for curves.json and curves.png")
+    p.set_defaults(func=_cmd_curve)
+
+
+def _cmd_curve(args) -> int:
+    from dexndm_training import curves
+
+    runs = {Path(r).name: curves.load(r) for r in args.runs}
+    paths = curves.write(runs, args.out)
+    last = {name: points[-1] for name, points in runs.items() if points}
+    print(" ".join(f"{name}_rot_rad={p['rot']:.3f} {name}_ttf={p['ttf']:.3f} {name}_env_steps={p['env_steps']}"
+                   for name, p in last.items()) + f" plot={paths['plot']}")
+    return 0
+
+
+def _add_grasps(sub) -> None:
+    from dexndm_training import evaluate
+
+    p = sub.add_parser("grasps", help="success rate of the grasp cache per object set and wrist (a table, JSON)")
+    p.add_argument("--objects", nargs="+", default=list(evaluate.TRAIN_OBJECTS + evaluate.TEST_OBJECTS))
+    p.add_argument("--wrists", nargs="+", default=list(evaluate.WRISTS))
+    p.add_argument("--num-envs", type=int, default=16, help="worlds testing candidates in parallel")
+    p.add_argument("--candidates", type=int, default=128, help="jittered poses tried per cell")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", help="write the rows here")
+    p.set_defaults(func=_cmd_grasps)
+
+
+def _cmd_grasps(args) -> int:
+    from tqdm import tqdm
+
+    from dexndm_training import grasps
+    from dexndm_training.env import EnvConfig
+
+    cfg = EnvConfig(num_envs=args.num_envs, grasp_candidates=args.candidates, seed=args.seed, threads=args.threads)
+    cells = [(o, w) for o in args.objects for w in args.wrists]
+    rows = [grasps.cache_success(o, w, cfg) for o, w in tqdm(cells, desc="grasp cache", unit="cell")]
+    print(grasps.table(rows))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    mean = sum(r["success_rate"] for r in rows) / len(rows)
+    low = min(rows, key=lambda r: r["success_rate"])
+    print(f"cells={len(rows)} mean_success_rate={mean:.3f} min_success_rate={low['success_rate']:.3f} "
+          f"min_cell={low['object']}/{low['wrist']}")
     return 0
 
 
@@ -280,12 +398,50 @@ def _cmd_evaluate_grid(args) -> int:
     return 0
 
 
+def _add_sysid(sub) -> None:
+    from dexndm_training.sysid import SysIdConfig
+
+    d = SysIdConfig()
+    p = sub.add_parser("sysid", help="identify per-joint Kp, Kd and link masses of the source world's PD model "
+                       "against the target world's free-hand probe trajectories (CEM, resumable)")
+    p.add_argument("--out", required=True, help="directory for sysid.json, the recorded probe and the search state")
+    p.add_argument("--reference", default="target", choices=("target", "source"),
+                   help="world whose joint trajectories are matched")
+    p.add_argument("--wrists", nargs="+", default=list(d.wrists), help="wrist orientations the probe runs under")
+    p.add_argument("--population", type=int, default=d.population, help="candidate models simulated per iteration")
+    p.add_argument("--iterations", type=int, default=d.iterations, help="CEM iterations (a resumed run extends to this)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=2, help="physics threads")
+    p.add_argument("--fresh", action="store_true", help="discard a previous search in --out instead of resuming it")
+    p.set_defaults(func=_cmd_sysid)
+
+
+def _cmd_sysid(args) -> int:
+    from dexndm_training import sysid
+
+    cfg = sysid.SysIdConfig(wrists=tuple(args.wrists), population=args.population, iterations=args.iterations,
+                            seed=args.seed)
+    result = sysid.identify(args.out, reference=args.reference, cfg=cfg, threads=args.threads, fresh=args.fresh)
+    print(sysid.table(result))
+    if result["reference_self_contact_ticks"]:
+        print(f"note: fingers touched in {result['reference_self_contact_ticks']} probe ticks of the reference run; "
+              "the per-finger search assumes they do not", file=sys.stderr)
+    print(f"json={Path(args.out) / sysid.RESULT_FILE}")
+    print(f"err_before_rad={result['err_before_rad']:.6f} err_after_rad={result['err_after_rad']:.6f} "
+          f"ratio={result['err_after_rad'] / result['err_before_rad']:.3f} candidates={result['candidates']} "
+          f"probe_ticks={result['probe_ticks']} search_seconds={result['search_seconds']:.1f} "
+          f"seconds={result['seconds']:.1f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dexndm-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_ppo, _add_gait, _add_collect, _add_bc, _add_export, _add_evaluate, _add_evaluate_grid):
+    for add in (_add_ppo, _add_gait, _add_mpc, _add_curve, _add_grasps, _add_collect, _add_bc, _add_export, _add_evaluate,
+                _add_evaluate_grid, _add_sysid):
         add(sub)
+    ndm_cli.register(sub)
     for action in sub.choices.values():
         action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2
     bags.register(sub)

@@ -2,11 +2,11 @@
 
 N worlds of dexndm_description.sim.BatchedHandSim. Each episode draws a stable grasp (generated around the
 canonical pose, kept only if the object stays), a rotation axis from the configured names or sets, and
-runs 400 control steps of 50 ms; it ends early when the object falls or leaves the hand. Wrist orientations
-are fixed per world (the named ones round-robin, or `random` for a random quaternion per world). The sim
-re-draws object mass, friction and centre of mass at every reset and scale at construction; this env adds
-the paper's disturbance force (2 x mass N, a new random direction with probability 0.25 per step) and
-joint-position noise on observations (uniform +- 0.005 rad).
+runs 400 control steps of 50 ms; it ends early when the object falls or leaves the hand (unless
+`terminate_on_fall` is off). Wrist orientations are fixed per world (the named ones round-robin, or
+`random` for a random quaternion per world). The sim re-draws object mass, friction and centre of mass
+at every reset and scale at construction; this env adds the paper's disturbance force (2 x mass N, a new
+random direction with probability 0.25 per step) and joint-position noise on observations (uniform +- 0.005 rad).
 
 Actions are the generalist's delta in [-1, 1]: a_t = clip(a_{t-1} + delta / 24, limits), integrated by
 dexndm_policy.observation.integrate_action. Observations are named groups:
@@ -112,6 +112,8 @@ class EnvConfig:
     reset_attempts: int = 8  # grasps drawn per reset until the object lies within reset_max_distance
     reset_max_distance: float = 0.085  # m from the grasp spot after the close (falling is FALL_DISTANCE = 0.1)
     reset_max_speed: float = 0.05  # m/s of the object after the close
+    reset_cache: int = 8  # settled grasp states kept per world; once full, a reset restores one (no settle ticks)
+    terminate_on_fall: bool = True  # False: a world runs all episode_steps after its object fell (dynamics data)
     seed: int = 0
     threads: int = 2
     device: str = "cpu"
@@ -156,6 +158,8 @@ class RotationEnv(VecEnv):
         self.force = np.zeros((n, 3))
         self.episode_length_buf = torch.zeros(n, dtype=torch.long)
         self.reset_retries = 0  # resets that had to draw another grasp (object pushed out while closing)
+        self.reset_restores = 0  # resets served from the per-world state cache
+        self.state_cache: list[list[np.ndarray]] = [[] for _ in range(n)]  # settled grasp states per world
         self.resets = 0  # episodes ended, over all worlds (drives the a_rot schedule)
         self.episode_return = np.zeros(n)
         self._object_params = np.zeros((n, 5))
@@ -214,21 +218,35 @@ class RotationEnv(VecEnv):
         self.episode_return[ids] = 0.0
 
     def _reset_into_grasps(self, ids: np.ndarray) -> None:
-        """Reset worlds ids into grasps drawn from the cache. The object is re-placed and the fingers close
-        on it at every reset, and a small or re-drawn object can be pushed out while they close: worlds
-        whose object ends farther than `reset_max_distance` from the grasp spot (or still moving faster than
-        `reset_max_speed`) draw another grasp, up to `reset_attempts` times (then the last try stands)."""
-        pending = np.asarray(ids)
+        """Reset worlds ids into grasps drawn from the cache.
+
+        A world whose state cache is full restores one of its settled grasp states (MuJoCo state set, object
+        physics re-drawn, no settle ticks). Otherwise the object is re-placed and the fingers close on it,
+        and a small or re-drawn object can be pushed out while they close: worlds whose object ends farther
+        than `reset_max_distance` from the grasp spot (or still moving faster than `reset_max_speed`) draw
+        another grasp, up to `reset_attempts` times (then the last try stands); good closes enter the cache."""
+        ids = np.asarray(ids)
+        size = self.cfg.reset_cache
+        full = np.array([size > 0 and len(self.state_cache[i]) >= size for i in ids], dtype=bool)
+        if np.any(full):
+            restore = ids[full]
+            picks = self.rng.integers(size, size=len(restore))
+            self.sim.restore_states(restore, np.stack([self.state_cache[i][k] for i, k in zip(restore, picks)]))
+            self.reset_restores += len(restore)
+        pending = ids[~full]
         for _ in range(max(1, self.cfg.reset_attempts)):
+            if len(pending) == 0:
+                return
             q0 = self.grasps[self.rng.integers(len(self.grasps), size=len(pending))]
             self.sim.reset(pending, q=q0)
             distance = np.linalg.norm(self.sim.object_pose[pending, :3] - self.sim.grasp_spot[pending], axis=1)
             speed = np.linalg.norm(self.sim.object_linvel[pending], axis=1)
             bad = (distance > self.cfg.reset_max_distance) | (speed > self.cfg.reset_max_speed)
             self.reset_retries += int(np.count_nonzero(bad))
+            if size > 0 and np.any(~bad):
+                for i, state in zip(pending[~bad], self.sim.save_states(pending[~bad])):
+                    self.state_cache[i].append(state)
             pending = pending[bad]
-            if len(pending) == 0:
-                return
 
     def set_axes(self, axes: np.ndarray) -> None:
         """Override the current axes (palm frame, [N, 3] or [3]) of every world, e.g. for evaluation."""
@@ -286,7 +304,7 @@ class RotationEnv(VecEnv):
         self.previous_target = target.copy()  # reset_envs writes into it; `target` stays as stepped
         self.episode_length_buf += 1
         time_out = self.episode_length_buf.numpy() >= self.cfg.episode_steps
-        done = fallen | time_out
+        done = (fallen & self.cfg.terminate_on_fall) | time_out
         self.episode_return += reward
         self.last_step = {"q": q, "target": target, "object_pose": pose, "angvel": angvel, "fallen": fallen,
                           "time_out": time_out, "reward": reward}  # before any reset, for collectors

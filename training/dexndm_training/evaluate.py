@@ -2,7 +2,7 @@
 and axis set, against a zero-action baseline measured in the same run; a table, JSON and a plot.
 
 `evaluate_rotation` is the single-condition check of the default model (its last printed line is
-`rot_rad=... ttf=... baseline_rot_rad=... baseline_ttf=... episodes=...`); `evaluate_grid` sweeps the grid.
+`rot_rad=... ttf=... rotp=... baseline_rot_rad=... baseline_ttf=... baseline_rotp=... episodes=...`); `evaluate_grid` sweeps the grid.
 """
 from __future__ import annotations
 
@@ -58,8 +58,8 @@ def evaluate_rotation(policy, object_set: str = "normal_cylinder", axis: str = "
     result["seconds"] = time.time() - start
     result["condition"] = {"object": object_set, "axis": axis, "wrist": wrist, "episodes": episodes,
                            "episode_steps": episode_steps, "seed": seed, "world": "source"}
-    result["line"] = (f"rot_rad={p['rot']:.3f} ttf={p['ttf']:.3f} baseline_rot_rad={b['rot']:.3f} "
-                      f"baseline_ttf={b['ttf']:.3f} episodes={episodes}")
+    result["line"] = (f"rot_rad={p['rot']:.3f} ttf={p['ttf']:.3f} rotp={p['rotp']:.3f} baseline_rot_rad={b['rot']:.3f} "
+                      f"baseline_ttf={b['ttf']:.3f} baseline_rotp={b['rotp']:.3f} episodes={episodes}")
     return result
 
 

@@ -206,7 +206,7 @@ def search(cfg: SearchConfig, out: str | os.PathLike, init: Gait | None = None, 
             np.savez(state_path.with_suffix(".tmp.npz"), mean=mean, std=std, generation=gen + 1)
             os.replace(state_path.with_suffix(".tmp.npz"), state_path)
             (out / "history.json").write_text(json.dumps(history))
-            result = _write_gait(out, mean, cfg, history)  # every generation: a crash keeps the latest
+            _write_gait(out, mean, cfg, history)  # every generation: a crash keeps the latest
             if progress:
                 left = (cfg.generations - gen - 1) * (time.time() - began) / (gen - start + 1)
                 print(f"gait gen {gen + 1}/{cfg.generations}: mean gait rot {rot[0]:+.3f} rad, fell {fell[0]:.2f}; "

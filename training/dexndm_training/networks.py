@@ -64,12 +64,28 @@ class GeneralistPolicy(nn.Module):
         return torch.tanh(self.mlp(self.normalizer(obs)))
 
 
+#: Where the newest step of the history sits in obs: q_t and a_{t-1} (rad).
+_NEWEST = (observation.HISTORY - 1) * observation.STEP_DIM
+_Q_T = slice(_NEWEST, _NEWEST + hand.NUM_JOINTS)
+_A_PREV = slice(_NEWEST + hand.NUM_JOINTS, _NEWEST + observation.STEP_DIM)
+_Q_PREV = slice(_NEWEST - observation.STEP_DIM, _NEWEST - hand.NUM_JOINTS)
+
+
+def tracking_features(obs: torch.Tensor, base_target: torch.Tensor) -> torch.Tensor:
+    """[N, 48]: a_t - q_t (tracking error), q_t - q_{t-1} (motion per step), a_t - a_{t-1} (commanded step), rad."""
+    q_t = obs[:, _Q_T]
+    return torch.cat([base_target - q_t, q_t - obs[:, _Q_PREV], base_target - obs[:, _A_PREV]], dim=-1)
+
+
 class ResidualPolicy(nn.Module):
-    """(obs [N, 327], base_target [N, 16]) -> residual [N, 16] rad, bounded by +-max_residual."""
+    """(obs [N, 327], base_target [N, 16]) -> residual [N, 16] rad, bounded by +-max_residual.
+
+    Besides obs and the base target the network sees `tracking_features` (differences it would otherwise have
+    to find among 343 strongly correlated inputs); all of it is normalized inside the graph."""
 
     def __init__(self, width: int = 256, blocks: int = 2, max_residual: float = 0.2):
         super().__init__()
-        in_dim = observation.OBS_DIM + hand.NUM_JOINTS
+        in_dim = observation.OBS_DIM + 4 * hand.NUM_JOINTS
         self.normalizer = Normalizer(in_dim)
         self.mlp = ResidualMLP(in_dim, hand.NUM_JOINTS, width, blocks)
         self.max_residual = max_residual
@@ -78,5 +94,10 @@ class ResidualPolicy(nn.Module):
         nn.init.zeros_(self.mlp.out.bias)
 
     def forward(self, obs: torch.Tensor, base_target: torch.Tensor) -> torch.Tensor:
-        x = self.normalizer(torch.cat([obs, base_target], dim=-1))
+        x = self.normalizer(self.inputs(obs, base_target))
         return self.max_residual * torch.tanh(self.mlp(x))
+
+    @staticmethod
+    def inputs(obs: torch.Tensor, base_target: torch.Tensor) -> torch.Tensor:
+        """What the normalizer sees: obs, base target, tracking features [N, 327 + 16 + 48]."""
+        return torch.cat([obs, base_target, tracking_features(obs, base_target)], dim=-1)

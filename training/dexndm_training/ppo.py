@@ -28,14 +28,15 @@ class PPOConfig:
     num_steps_per_env: int = 32
     iterations: int = 1000
     save_interval: int = 10
-    actor_hidden: list[int] = field(default_factory=lambda: [256, 128])
-    critic_hidden: list[int] = field(default_factory=lambda: [256, 128])
+    # Sized for a 2-core machine (python -m dexndm_training.bench): the update must not outweigh the physics.
+    actor_hidden: list[int] = field(default_factory=lambda: [128, 128])
+    critic_hidden: list[int] = field(default_factory=lambda: [128, 128])
     actor_groups: list[str] = field(default_factory=lambda: ["policy"])
     critic_groups: list[str] = field(default_factory=lambda: ["policy", "privileged"])
     init_std: float = 0.3  # exploration noise integrates into the base target: keep it small
     learning_rate: float = 3e-4
-    num_learning_epochs: int = 5
-    num_mini_batches: int = 4
+    num_learning_epochs: int = 2
+    num_mini_batches: int = 2
     gamma: float = 0.99
     lam: float = 0.95
     entropy_coef: float = 0.0
@@ -43,6 +44,7 @@ class PPOConfig:
     clip_param: float = 0.2
     max_grad_norm: float = 1.0
     device: str = "cpu"  # networks; the physics always runs on CPU cores
+    update_threads: int = 0  # torch threads for the PPO update only (0: leave as set); collection keeps its own
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -101,7 +103,20 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 
 def make_runner(env: RotationEnv, cfg: PPOConfig, run_dir: str | os.PathLike | None) -> SpecialistRunner:
     torch.manual_seed(cfg.seed)
-    return SpecialistRunner(env, runner_config(cfg), log_dir=None if run_dir is None else str(run_dir), device=cfg.device)
+    runner = SpecialistRunner(env, runner_config(cfg), log_dir=None if run_dir is None else str(run_dir), device=cfg.device)
+    if cfg.update_threads > 0:  # the physics threads sit idle during the update: let torch use those cores
+        update = runner.alg.update
+
+        def threaded_update(*args, **kwargs):
+            collection_threads = torch.get_num_threads()
+            torch.set_num_threads(cfg.update_threads)
+            try:
+                return update(*args, **kwargs)
+            finally:
+                torch.set_num_threads(collection_threads)
+
+        runner.alg.update = threaded_update
+    return runner
 
 
 def train(env_cfg: EnvConfig, cfg: PPOConfig, run_dir: str | os.PathLike, resume: bool = True) -> SpecialistRunner:

@@ -48,7 +48,7 @@ def rotation_term(angvel: np.ndarray, axis: np.ndarray, clip: float = 0.5) -> np
 
 def off_axis_term(angvel: np.ndarray, axis: np.ndarray) -> np.ndarray:
     """|omega x k|: angular velocity off the axis, rad/s."""
-    return np.linalg.norm(np.cross(angvel, axis), axis=-1)
+    return np.linalg.norm(rotations.cross(angvel, np.broadcast_to(axis, np.shape(angvel))), axis=-1)
 
 
 def linear_velocity_term(linvel: np.ndarray) -> np.ndarray:

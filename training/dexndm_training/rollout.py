@@ -99,7 +99,7 @@ def rollout(env: RotationEnv, policy, axes: np.ndarray | None = None) -> Rollout
         last = env.last_step
         rec["target"][:, t], rec["next_q"][:, t] = last["target"], last["q"]
         quat[:, t + 1], angvel[:, t], reward[:, t] = last["object_pose"][:, 3:], last["angvel"], last["reward"]
-        ended = running & last["fallen"]
+        ended = running & last["fallen"] & (alive == steps)  # the first fall (worlds may run on after it)
         alive[ended] = t  # the step that dropped it does not count as survived
         running &= ~done.cpu().numpy()
         if not running.any():

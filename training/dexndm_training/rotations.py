@@ -4,6 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a x b over the last axis [..., 3] (np.cross's result, without its per-call overhead)."""
+    a1, a2, a3 = a[..., 0], a[..., 1], a[..., 2]
+    b1, b2, b3 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a2 * b3 - a3 * b2, a3 * b1 - a1 * b3, a1 * b2 - a2 * b1], axis=-1)
+
+
 def normalize(q: np.ndarray) -> np.ndarray:
     """Unit quaternions [..., 4]."""
     q = np.asarray(q, dtype=np.float64)
@@ -21,7 +28,7 @@ def multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     av, aw = a[..., :3], a[..., 3:]
     bv, bw = b[..., :3], b[..., 3:]
-    vec = aw * bv + bw * av + np.cross(av, bv)
+    vec = aw * bv + bw * av + cross(av, bv)
     w = aw * bw - np.sum(av * bv, axis=-1, keepdims=True)
     return np.concatenate([vec, w], axis=-1)
 
@@ -30,8 +37,9 @@ def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rotate vectors v [..., 3] by unit quaternions q [..., 4]."""
     q, v = np.asarray(q, dtype=np.float64), np.asarray(v, dtype=np.float64)
     u, w = q[..., :3], q[..., 3:]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
+    u, v = np.broadcast_arrays(u, v)
+    t = 2.0 * cross(u, v)
+    return v + w * t + cross(u, t)
 
 
 def rotate_inverse(q: np.ndarray, v: np.ndarray) -> np.ndarray:

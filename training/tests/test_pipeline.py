@@ -47,7 +47,7 @@ def test_bc_export_and_evaluate_through_the_cli(tmp_path, capsys):
                      "--threads", "1", "--json", str(tmp_path / "eval.json")]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     fields = dict(kv.split("=") for kv in last.split())
-    assert list(fields) == ["rot_rad", "ttf", "baseline_rot_rad", "baseline_ttf", "episodes"]
+    assert list(fields) == ["rot_rad", "ttf", "rotp", "baseline_rot_rad", "baseline_ttf", "baseline_rotp", "episodes"]
     assert fields["episodes"] == "3" and 0.0 <= float(fields["ttf"]) <= 1.0
     assert json.loads((tmp_path / "eval.json").read_text())["condition"]["axis"] == "z"
 

@@ -29,7 +29,9 @@ def test_ppo_beats_a_random_policy_within_seconds():
     gen = torch.Generator().manual_seed(0)
     uniform = lambda obs: torch.rand(obs["policy"].shape[0], 16, generator=gen) * 2 - 1  # noqa: E731
     random_return = mean_return(env, uniform)
-    runner = ppo.make_runner(env, ppo.PPOConfig(num_steps_per_env=24, learning_rate=1e-3), None)
+    # a fixed, thorough update (the 2-core default does 2 x 2 mini-batch steps per iteration)
+    runner = ppo.make_runner(env, ppo.PPOConfig(num_steps_per_env=24, learning_rate=1e-3, num_learning_epochs=5,
+                                                num_mini_batches=4), None)
     runner.learn(40)
     actor = runner.get_inference_policy()
     trained_return = mean_return(env, lambda obs: actor(obs))

@@ -50,7 +50,8 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
               "object": args["object"], "world": "target", "seed": _int(args["seed"], "seed"),
               "realtime_factor": as_float(args["realtime_factor"], "realtime_factor"),
               "command_timeout": as_float(args["command_timeout"], "command_timeout")}
-    if backend == "sim":
+    sim = backend == "sim"
+    if sim:
         driver["use_sim_time"] = True  # states stamped with sim time: exactly 50 ms apart in the bag
     collector = {
         "output_dir": args["output"], "episodes": _int(args["episodes"], "episodes", 1), "source": args["source"],
@@ -61,6 +62,8 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
         "state_timeout": as_float(args["state_timeout"], "state_timeout"),
         "start_on_launch": True, "exit_when_done": True, "progress_bar": as_bool(args["progress"], "progress"),
     }
+    if sim:  # one clock for the graph: commands and events are stamped with the sim time of the states
+        collector["use_sim_time"] = True
     viewer = viz.viewer_nodes(args, str(args["output"]).rstrip("/") + ".rrd", "collect",
                               args["object"] if args["scene"] == "grasp" else "none", args["wrist"])
     return [

@@ -28,17 +28,20 @@ from pathlib import Path
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore, get_types_from_msg
 
+from dexndm_description import interfaces as ros
+
 #: Recorded topics and their types.
 TOPICS: dict[str, str] = {
-    "/leap_hand/joint_states": "sensor_msgs/msg/JointState",
-    "/leap_hand/command": "dexndm_msgs/msg/HandCommand",
-    "/dexndm/collect/episode": "dexndm_msgs/msg/EpisodeEvent",
-    "/dexndm/wrist_orientation": "geometry_msgs/msg/QuaternionStamped",
-    "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
+    ros.JOINT_STATES: "sensor_msgs/msg/JointState",
+    ros.HAND_COMMAND: "dexndm_msgs/msg/HandCommand",
+    ros.EPISODE: "dexndm_msgs/msg/EpisodeEvent",
+    ros.WRIST_ORIENTATION: "geometry_msgs/msg/QuaternionStamped",
+    ros.DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
 }
-STATE_TOPIC, COMMAND_TOPIC, EPISODE_TOPIC = "/leap_hand/joint_states", "/leap_hand/command", "/dexndm/collect/episode"
+STATE_TOPIC, COMMAND_TOPIC, EPISODE_TOPIC = ros.JOINT_STATES, ros.HAND_COMMAND, ros.EPISODE
 MANIFEST = "collection.json"
 PARTIAL = ".partial"
+ATTEMPT_FILE = "attempt"  # inside a partial episode's directory: the id of that attempt
 _EPISODE_FILE = re.compile(r"^episode_(\d{6})\.mcap$")
 DEXNDM_MSGS = ("HandCommand", "EpisodeEvent", "PolicyStep")
 
@@ -80,6 +83,13 @@ def make_typestore():
         types.update(get_types_from_msg((msg_dir / f"{name}.msg").read_text(), f"dexndm_msgs/msg/{name}"))
     store.register(types)
     return store
+
+
+def _read_attempt(partial_dir: Path) -> str | None:
+    try:
+        return (partial_dir / ATTEMPT_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def _fsync_path(path: Path) -> None:
@@ -127,6 +137,7 @@ class EpisodeBagWriter:
         self._episode: int | None = None
         self._hashes: dict[str, str] = {}
         self._rendered: dict[tuple, tuple[str, str]] = {}
+        self._attempt: str | None = None
 
     # ---- opening and resuming -------------------------------------------------------------------
     def open(self) -> ResumeReport:
@@ -159,14 +170,20 @@ class EpisodeBagWriter:
         return ResumeReport(completed, (completed[-1] + 1) if completed else 0, discarded, recovered)
 
     def _discard_partial(self) -> list[str]:
+        """Record every leftover partial episode in the manifest, then remove them (in that order, so a
+        kill in between never loses the record; an attempt already recorded is not recorded twice)."""
         partial = self.out / PARTIAL
         if not partial.exists():
             return []
         names = sorted(p.name for p in partial.iterdir())
-        shutil.rmtree(partial)
+        recorded = {d.get("attempt") for d in self.manifest["discarded"]} - {None}
         for name in names:
-            self.manifest["discarded"].append({"name": name, "reason": "incomplete episode from an interrupted run",
-                                               "discarded_unix": time.time()})
+            attempt = _read_attempt(partial / name)
+            if attempt is None or attempt not in recorded:
+                self.manifest["discarded"].append({"name": name, "reason": "incomplete episode from an interrupted run",
+                                                   "discarded_unix": time.time(), "attempt": attempt})
+        self._write_manifest()
+        shutil.rmtree(partial)
         return names
 
     # ---- one episode ----------------------------------------------------------------------------
@@ -191,6 +208,9 @@ class EpisodeBagWriter:
         stem = episode_file_name(index)[:-len(".mcap")]
         writer = Writer(partial / stem, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP)
         writer.open()
+        # Names this attempt, so a discard recorded before the kill that interrupted its removal is known.
+        self._attempt = f"{time.time_ns()}-{os.getpid()}"
+        (writer.path / ATTEMPT_FILE).write_text(self._attempt)
         self._connections = {t: writer.add_connection(t, ty, typestore=self.store) for t, ty in TOPICS.items()}
         self._writer, self._episode = writer, index
 
@@ -226,7 +246,8 @@ class EpisodeBagWriter:
         return entry
 
     def abort_episode(self, reason: str) -> None:
-        """Drop the open episode (its partial file is deleted) and note why in the manifest."""
+        """Drop the open episode: note why in the manifest first, then delete its partial file (a kill
+        between the two leaves the partial file, which the next open() removes without a second record)."""
         if self._writer is None:
             return
         writer, index = self._writer, self._episode
@@ -235,13 +256,13 @@ class EpisodeBagWriter:
             writer.abort()
         except Exception:  # noqa: BLE001 - the partial file is removed below either way
             pass
-        shutil.rmtree(writer.path.parent, ignore_errors=True)
         self.manifest["discarded"].append({"name": Path(episode_file_name(index)).stem, "reason": reason,
-                                           "discarded_unix": time.time()})
+                                           "discarded_unix": time.time(), "attempt": self._attempt})
         try:
             self._write_manifest()
         except OSError:
             pass
+        shutil.rmtree(writer.path.parent, ignore_errors=True)
 
     def close(self, reason: str = "writer closed during an episode") -> None:
         self.abort_episode(reason)

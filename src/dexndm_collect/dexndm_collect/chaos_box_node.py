@@ -6,6 +6,7 @@ The logic lives in `collector.CollectionRun`; this node only wires it to topics.
 """
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 
@@ -15,26 +16,48 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import QuaternionStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
+from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 from sensor_msgs.msg import JointState
 
 from dexndm_collect import bag, collector
+from dexndm_description import interfaces as ros
+from dexndm_description.parameters import Param, declare
 from dexndm_collect.sources import SourceError
 from dexndm_msgs.action import CollectEpisodes
 from dexndm_msgs.msg import EpisodeEvent, HandCommand
 
-PARAMETERS = dict(collector.DEFAULTS, start_on_launch=False, exit_when_done=False, progress_bar=False)
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-WRIST_TOPIC = "/dexndm/wrist_orientation"
+#: Settings of unattended runs and the defaults of action goals; read at start-up (read-only).
+PARAMETERS = tuple(Param(name, collector.DEFAULTS[name], text) for name, text in (
+    ("output_dir", "output rosbag2 directory (created or resumed)"),
+    ("episodes", "episodes the output directory should hold"),
+    ("source", "replay source: sim_rollouts, sine, square, square_noise or file"),
+    ("source_path", "dataset directory (sim_rollouts) or .npy/.csv targets (file)"),
+    ("noise_sigma", "Gaussian noise added to replayed targets (rad)"),
+    ("noise_probability", "probability per step that the noise is added"),
+    ("wrist", "wrist orientation label recorded with each episode"),
+    ("seed", "seed of the replay source"),
+    ("steps", "control steps per episode"),
+    ("reset_steps", "ticks of the linear move to an episode's first target"),
+    ("settle_steps", "ticks holding the first target before the episode starts"),
+    ("state_timeout", "s without a joint state before the run stops with a driver fault (steady clock)"),
+    ("min_free_mb", "stop before an episode when less disk space is free (MB)"),
+)) + (
+    Param("start_on_launch", False, "start a run from these parameters at once (unattended)"),
+    Param("exit_when_done", False, "end the process after an unattended run's summary line"),
+    Param("progress_bar", False, "show a progress bar on stderr"),
+)
+RELIABLE = ros.STREAM.profile()
+WRIST_TOPIC = ros.WRIST_ORIENTATION
 
 
 class ChaosBoxNode(Node):
     def __init__(self):
         super().__init__("chaos_box")
-        self.p = {name: self.declare_parameter(name, value).value for name, value in PARAMETERS.items()}
+        self.p = declare(self, PARAMETERS)
         self.run: collector.CollectionRun | None = None
         self.finished, self.exit_code = threading.Event(), 0
         self.goal_handle, self.bar = None, None
@@ -44,9 +67,10 @@ class ChaosBoxNode(Node):
         self.create_subscription(JointState, bag.STATE_TOPIC, self.on_state, RELIABLE, raw=True)
         self.create_subscription(QuaternionStamped, WRIST_TOPIC, lambda raw: self._record(WRIST_TOPIC, raw),
                                  RELIABLE, raw=True)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diagnostics, RELIABLE, raw=True)
-        self.create_timer(0.2, self.on_tick)
-        ActionServer(self, CollectEpisodes, "/dexndm/collect/run", self.execute, goal_callback=self.on_goal,
+        self.create_subscription(DiagnosticArray, ros.DIAGNOSTICS, self.on_diagnostics, RELIABLE, raw=True)
+        # Steady clock: under use_sim_time a dead driver stops /clock, and the state timeout must still fire.
+        self.create_timer(0.2, self.on_tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        ActionServer(self, CollectEpisodes, ros.COLLECT_RUN, self.execute, goal_callback=self.on_goal,
                      cancel_callback=lambda _: CancelResponse.ACCEPT)
         if self.p["start_on_launch"]:
             try:
@@ -60,7 +84,7 @@ class ChaosBoxNode(Node):
     def command(self, target, state_stamp_ns):
         msg = HandCommand(position=[float(x) for x in target])
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.state_stamp.sec, msg.state_stamp.nanosec = divmod(int(state_stamp_ns), 10**9)
+        ros.set_stamp(msg.state_stamp, state_stamp_ns)
         self.cmd_pub.publish(msg)
         return serialize_message(msg)
 
@@ -87,7 +111,7 @@ class ChaosBoxNode(Node):
     def on_state(self, raw):
         if self.run is not None and not self.run.done:
             msg = deserialize_message(raw, JointState)
-            stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            stamp = ros.stamp_to_ns(msg.header.stamp)
             self.run.on_state(np.asarray(msg.position, dtype=float), stamp, raw)
 
     def _record(self, topic, raw):
@@ -95,7 +119,7 @@ class ChaosBoxNode(Node):
             self.run.record(topic, raw)
 
     def on_diagnostics(self, raw):
-        self._record("/diagnostics", raw)
+        self._record(ros.DIAGNOSTICS, raw)
         errors = [s for s in deserialize_message(raw, DiagnosticArray).status if s.level == DiagnosticStatus.ERROR]
         if errors and self.run is not None and self.run.started:  # the driver is up: an error now is a fault
             self.run.fail("driver fault: " + "; ".join(f"{s.name}: {s.message}" for s in errors))
@@ -156,17 +180,29 @@ class ChaosBoxNode(Node):
 
 
 def main():
-    rclpy.init()
+    # SIGINT and SIGTERM are handled here, not by rclpy: the reason names the real signal, and the context
+    # stays up, so the open episode is aborted (recorded in the manifest, ABORT published) before shutdown.
+    received: list[str] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: received.append(signal.Signals(signum).name))
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = ChaosBoxNode()
     # One thread: MultiThreadedExecutor.spin_once in a loop busy-polls and starved the state callbacks.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        while rclpy.ok() and not (node.finished.is_set() and node.p["exit_when_done"]):
+        while rclpy.ok() and not received and not (node.finished.is_set() and node.p["exit_when_done"]):
             executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        if received and node.run is not None and not node.run.done:
+            node.run.fail(f"interrupted ({received[0]})")
+            node.get_logger().warn(f"collection stopped: interrupted ({received[0]}); rerun to resume")
+            if node.p["start_on_launch"]:
+                print(node.run.summary(), flush=True)
+        if received:
+            node.exit_code = 128 + signal.Signals[received[0]].value
+    except ExternalShutdownException:
         if node.run is not None:  # rclpy is already shut down: nothing can be published now
-            node.run.fail("interrupted (SIGINT)", publish=False)
+            node.run.fail("interrupted (ROS context shut down)", publish=False)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -24,9 +24,9 @@ import numpy as np
 
 from dexndm_collect import bag
 from dexndm_collect.sources import ReplaySource
+from dexndm_description.interfaces import DIAGNOSTICS as DIAGNOSTICS_TOPIC
 
 START, END, ABORT = 0, 1, 2  # dexndm_msgs/EpisodeEvent
-DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
 class Outputs(Protocol):

@@ -15,6 +15,7 @@ from rosbags.highlevel import AnyReader
 
 from dexndm_collect import bag
 from dexndm_description import hand
+from dexndm_description.interfaces import stamp_to_ns
 
 
 @dataclass
@@ -44,9 +45,9 @@ def check_episode(file: Path, period_ns: int = int(hand.CONTROL_DT * 1e9)) -> Ep
             if conn.topic == bag.EPISODE_TOPIC:
                 events.append((int(msg.event), int(msg.episode)))
             elif conn.topic == bag.STATE_TOPIC:
-                stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+                stamps.append(stamp_to_ns(msg.header.stamp))
             else:
-                answers.append(msg.state_stamp.sec * 10**9 + msg.state_stamp.nanosec)
+                answers.append(stamp_to_ns(msg.state_stamp))
     state_set = set(stamps)
     gaps = np.diff(np.sort(np.array(stamps, dtype=np.int64)))
     dropped = int(np.sum(np.maximum(0, np.rint(gaps / period_ns) - 1)[gaps > 1.5 * period_ns]))

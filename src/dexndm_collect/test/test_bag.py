@@ -1,6 +1,5 @@
 """The per-episode rosbag2 writer: real MCAP files read back with rosbags, crash leftovers, resume, disk full."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +122,49 @@ os.kill(os.getpid(), signal.SIGKILL)
         assert reader.message_count == 22
     report = bag.EpisodeBagWriter(out, min_free_mb=0).open()
     assert report.completed == [0, 1] and report.next_episode == 2 and report.discarded == ["episode_000002"]
+
+
+KILL_AT = {  # audit events (PEP 578) of the two steps of a discard: the manifest's rename, the partial's removal
+    "manifest_rename": "event == 'os.rename' and str(args[1]).endswith('collection.json')",
+    "partial_removal": "event == 'shutil.rmtree' and '.partial' in str(args[0])",
+}
+
+
+@pytest.mark.parametrize("step", sorted(KILL_AT))
+def test_a_kill_while_discarding_never_loses_the_record(tmp_path, step):
+    """A real process SIGKILLed at one step of aborting an episode (as at shutdown after SIGTERM): the resume
+    still reports the discarded episode, exactly once, and with the reason when it was written."""
+    out = tmp_path / "out"
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_bag import write_episode, state_bytes
+from dexndm_collect import bag
+store = bag.make_typestore()
+w = bag.EpisodeBagWriter({str(out)!r}, min_free_mb=0, typestore=store)
+w.open()
+write_episode(w, store, 0)
+w.begin_episode(1)
+w.write(bag.STATE_TOPIC, 1, state_bytes(store, 1))
+
+def kill(event, args):
+    if {KILL_AT[step]}:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(kill)
+w.abort_episode("interrupted (SIGTERM)")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    report = bag.EpisodeBagWriter(out, min_free_mb=0).open()
+    assert report.completed == [0] and report.next_episode == 1 and report.discarded == ["episode_000001"]
+    discarded = json.loads((out / bag.MANIFEST).read_text())["discarded"]
+    assert [d["name"] for d in discarded] == ["episode_000001"]
+    if step == "partial_removal":  # the manifest was written before the removal began
+        assert discarded[0]["reason"] == "interrupted (SIGTERM)"
+    assert not (out / bag.PARTIAL).exists()
+    bag.EpisodeBagWriter(out, min_free_mb=0).open()  # a second resume adds nothing
+    assert len(json.loads((out / bag.MANIFEST).read_text())["discarded"]) == 1
 
 
 def test_disk_full_stops_before_an_episode_with_the_reason(tmp_path, store):

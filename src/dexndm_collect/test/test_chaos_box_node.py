@@ -151,3 +151,20 @@ def test_sigkill_mid_episode_then_rerun_finishes_without_duplicates(tmp_path):
     manifest = json.loads((out / "collection.json").read_text())
     assert [e["index"] for e in manifest["episodes"]] == [0, 1, 2]
     assert [d["name"] for d in manifest["discarded"]] == partial
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_episode_is_named_and_the_discard_recorded(tmp_path, sig):
+    out = tmp_path / "bag"
+    with hand_driver_process(**SIM):
+        collector = subprocess.Popen(unattended(out, "episodes:=3", "steps:=400"), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        wait_for_partial(out, 0)
+        collector.send_signal(sig)
+        stdout, stderr = collector.communicate(timeout=60)
+    name = signal.Signals(sig).name
+    assert collector.returncode == 128 + sig, stderr
+    assert f"collection stopped: interrupted ({name})" in stderr and "ok=0" in stdout
+    manifest = json.loads((out / "collection.json").read_text())
+    assert [(d["name"], d["reason"]) for d in manifest["discarded"]] == [("episode_000000", f"interrupted ({name})")]
+    assert not (out / ".partial").exists() or not any((out / ".partial").iterdir())

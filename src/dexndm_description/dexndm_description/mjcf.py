@@ -104,35 +104,39 @@ def _link_geoms(link: Link, indent: str) -> list[str]:
     return lines
 
 
-def _inertial(link: Link) -> str:
-    """Mass at the middle of the link (towards its child or tip), inertia of a 2 cm rod of that length."""
+def _inertial(link: Link, mass_scale: float = 1.0) -> str:
+    """Mass (times mass_scale) at the middle of the link (towards its child or tip), inertia of a 2 cm rod of
+    that length."""
     kids = _children(link.body)
     end = np.array(FINGERTIP_POS[link.body]) if not kids else np.mean([np.array(k.pos) for k in kids], axis=0)
     centre = 0.5 * end
     length = max(float(np.linalg.norm(end)), 0.02)
-    m = link.mass
+    m = link.mass * float(mass_scale)
     across = m * (length**2 / 12.0 + 0.01**2 / 4.0)
     along = m * 0.01**2 / 2.0
     return f'<inertial pos="{_fmt(centre)}" mass="{m:.6g}" diaginertia="{_fmt((across, across, along + 1e-7))}"/>'
 
 
-def _body_xml(link: Link, depth: int) -> list[str]:
+def _body_xml(link: Link, depth: int, mass_scale: np.ndarray) -> list[str]:
     ind = "  " * depth
-    lo, hi = hand.LOWER[hand.JOINT_NAMES.index(link.joint)], hand.UPPER[hand.JOINT_NAMES.index(link.joint)]
+    motor = hand.JOINT_NAMES.index(link.joint)
+    lo, hi = hand.LOWER[motor], hand.UPPER[motor]
     lines = [
         f'{ind}<body name="{link.body}" pos="{_fmt(link.pos)}" quat="{_fmt(link.quat)}">',
-        f"{ind}  {_inertial(link)}",
+        f"{ind}  {_inertial(link, mass_scale[motor])}",
         f'{ind}  <joint name="{link.joint}" class="hand_joint" axis="{_fmt(HINGE_AXIS)}" range="{lo:.6g} {hi:.6g}"/>',
     ]
     lines += _link_geoms(link, ind + "  ")
     for kid in _children(link.body):
-        lines += _body_xml(kid, depth + 1)
+        lines += _body_xml(kid, depth + 1, mass_scale)
     lines.append(f"{ind}</body>")
     return lines
 
 
-def hand_body_xml(pos=(0.0, 0.0, 0.0), quat_wxyz=(1.0, 0.0, 0.0, 0.0), depth: int = 2) -> str:
-    """The `palm` body and its subtree, welded to its parent at pos (m) / quat (w x y z)."""
+def hand_body_xml(pos=(0.0, 0.0, 0.0), quat_wxyz=(1.0, 0.0, 0.0, 0.0), depth: int = 2, link_mass_scale=None) -> str:
+    """The `palm` body and its subtree, welded to its parent at pos (m) / quat (w x y z); link_mass_scale
+    ([16], motor-ID order, default ones) multiplies the mass and inertia of the link each joint moves."""
+    scale = np.ones(hand.NUM_JOINTS) if link_mass_scale is None else np.asarray(link_mass_scale, dtype=float)
     ind = "  " * depth
     lines = [
         f'{ind}<body name="palm" pos="{_fmt(pos)}" quat="{_fmt(quat_wxyz)}" childclass="hand">',
@@ -142,9 +146,17 @@ def hand_body_xml(pos=(0.0, 0.0, 0.0), quat_wxyz=(1.0, 0.0, 0.0, 0.0), depth: in
     for i, (centre, half) in enumerate(PALM_BOXES):
         lines.append(f'{ind}  <geom name="palm_{i}" class="palm" type="box" pos="{_fmt(centre)}" size="{_fmt(half)}"/>')
     for link in _children("palm"):
-        lines += _body_xml(link, depth + 1)
+        lines += _body_xml(link, depth + 1, scale)
     lines.append(f"{ind}</body>")
     return "\n".join(lines)
+
+
+def link_body_of_joint(joint: str) -> str:
+    """The body a joint moves (the link it is declared in), e.g. 'if_dip' -> 'if_ds'."""
+    for link in LINKS:
+        if link.joint == joint:
+            return link.body
+    raise ValueError(f"unknown joint {joint!r}; joints are {', '.join(hand.JOINT_NAMES)}")
 
 
 def chain_joint_names() -> tuple[str, ...]:

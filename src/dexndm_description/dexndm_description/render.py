@@ -6,8 +6,12 @@ and says what to install when neither works (scripts/install-render-deps.sh).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: mujoco is imported lazily, after MUJOCO_GL is chosen
+    import mujoco
 
 RENDER_HELP = ("offscreen rendering needs EGL or OSMesa: run scripts/install-render-deps.sh "
                "(Debian: libegl1 libgl1-mesa-dri libosmesa6), then set MUJOCO_GL=egl or MUJOCO_GL=osmesa")

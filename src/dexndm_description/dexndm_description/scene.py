@@ -34,6 +34,27 @@ _OBJECT = (2, 1)
 _BALL = (2, 3)
 
 
+#: Finger-finger collision pairs (geom names): thumb distal against index and middle distal, and
+#: neighbouring fingertips. The hand's own geoms do not collide otherwise (contype/conaffinity).
+SELF_COLLISION_PAIRS: tuple[tuple[str, str], ...] = tuple(
+    [(t, f) for t in ("th_ds_tip", "th_ds_link") for f in ("if_ds_tip", "if_ds_link", "mf_ds_tip", "mf_ds_link")]
+    + [("if_ds_tip", "mf_ds_tip"), ("mf_ds_tip", "rf_ds_tip"), ("if_ds_link", "mf_ds_link"), ("mf_ds_link", "rf_ds_link")]
+)
+
+
+def _self_collision(cfg: WorldConfig) -> str:
+    if not cfg.self_collision:
+        return ""
+    pairs = "\n".join(f'    <pair geom1="{a}" geom2="{b}" condim="3"/>' for a, b in SELF_COLLISION_PAIRS)
+    return f"  <contact>\n{pairs}\n  </contact>"
+
+
+def _sensors() -> str:
+    """Fingertip positions as sensors, so batched rollouts return them without Python per world."""
+    sites = "\n".join(f'    <framepos name="{s}_pos" objtype="site" objname="{s}"/>' for s in mjcf.FINGERTIP_SITES)
+    return f"  <sensor>\n{sites}\n  </sensor>"
+
+
 def xyzw_to_wxyz(q) -> np.ndarray:
     q = np.asarray(q, dtype=float)
     return np.concatenate([q[..., 3:], q[..., :3]], axis=-1)
@@ -200,9 +221,11 @@ def scene_xml(cfg: WorldConfig, scene: str, wrist_xyzw, obj: ObjectSpec | None =
     <light pos="0.3 -0.4 1.3" dir="-0.3 0.4 -1" diffuse="0.8 0.8 0.8"/>
     <light pos="-0.5 0.5 1.0" dir="0.5 -0.5 -1" diffuse="0.3 0.3 0.3" castshadow="false"/>
     <geom name="floor" class="static" type="plane" size="1 1 0.05" material="grid"/>
-{mjcf.hand_body_xml(pos=HAND_ORIGIN, quat_wxyz=wrist_wxyz)}
+{mjcf.hand_body_xml(pos=HAND_ORIGIN, quat_wxyz=wrist_wxyz, link_mass_scale=cfg.link_mass_scale)}
 {body}
   </worldbody>
+{_self_collision(cfg)}
 {_actuators(cfg)}
+{_sensors()}
 </mujoco>
 """

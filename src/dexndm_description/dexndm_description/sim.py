@@ -8,10 +8,12 @@
     sim.q, sim.qdot, sim.object_pose, sim.object_fallen()
 
 Every array is in motor-ID order and world frame (z up), quaternions x y z w. Each world owns its
-MjModel and MjData (objects, wrists and randomized physics differ per world); a thread pool steps
-chunks of worlds, and `mujoco.mj_step` releases the GIL, so both cores work. Each world draws from
-its own random stream spawned from `seed`, so a world's trajectory does not depend on the others or
-on the number of threads.
+MjModel and MjData (objects, wrists and randomized physics differ per world). In the source world
+(MuJoCo position actuators: the PD law lives inside the physics) a control tick of every world is one
+`mujoco.rollout` call, in C on `threads` threads with no Python between physics steps; the target
+world's servo law runs vectorized in Python between physics steps and a thread pool does the physics
+(`mujoco.mj_step` releases the GIL). Each world draws from its own random stream spawned from `seed`,
+so a world's trajectory does not depend on the others or on the number of threads.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import mujoco
 import numpy as np
+from mujoco import rollout as mj_rollout
 
 from dexndm_description import hand, mjcf, objects, scene as scenes, wrist as wrists
 from dexndm_description.worlds import WorldConfig, servo_current, servo_torque
@@ -48,6 +51,13 @@ GRASP_TEST_TICKS = 30
 GRASP_STILL = 0.004
 #: Control ticks the Chaos Box balls get to fall and settle during reset.
 BALL_SETTLE_TICKS = 16
+
+
+def _rotate_wxyz(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate vectors v [N, 3] by unit quaternions q [N, 4] (MuJoCo's w x y z order)."""
+    w, u = q[:, :1], q[:, 1:]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
 
 
 def _step_each(models, datas) -> None:
@@ -98,7 +108,7 @@ class BatchedHandSim:
         self._rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(n)]
         self.object_specs: list[objects.ObjectSpec | None] = []
         self.models: list[mujoco.MjModel] = []
-        self.datas: list[mujoco.MjData] = []
+        self._datas: list[mujoco.MjData] = []
         compiled: dict[str, mujoco.MjModel] = {}
         for i in range(n):
             spec = (objects.sample_shape(self.object_set, self._rngs[i], nominal=not self.randomize)
@@ -109,11 +119,19 @@ class BatchedHandSim:
             model = copy.copy(compiled[xml])
             self.object_specs.append(spec)
             self.models.append(model)
-            self.datas.append(mujoco.MjData(model))
+            self._datas.append(mujoco.MjData(model))
         self._index(self.models[0])
         self._grasps: list[np.ndarray | None] = [None] * n  # per world: state of its canonical grasp
         self._threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 and n > 1 else None
+        self._rollout = None  # the source world's stepper (mujoco.rollout), made on first use
+        # After a rollout tick the truth is in _phys_state (and _datas lag until `datas` is read); applied
+        # forces live in _xfrc so setting them each tick does not touch the MjData.
+        self._phys_state: np.ndarray | None = None  # [N, nstate], valid where not _touched
+        self._stale = np.zeros(n, dtype=bool)  # world's MjData lag _phys_state
+        self._touched = np.ones(n, dtype=bool)  # world's MjData were handed out since _phys_state was read
+        self._xfrc_dirty = np.zeros(n, dtype=bool)
+        self._xfrc = np.zeros((n, self.models[0].nbody, 6))
         self._targets = np.tile(hand.CANONICAL_POSE, (n, 1))
         self._previous_targets = self._targets.copy()  # the targets in force during the last tick
         self._q = np.zeros((n, hand.NUM_JOINTS))
@@ -186,7 +204,7 @@ class BatchedHandSim:
         the physics steps of each round are split over its threads."""
         cfg = self.config
         models = [self.models[i] for i in ids]
-        datas = [self.datas[i] for i in ids]
+        datas = [self._d(i) for i in ids]
         traces = [self.substep_trace[i] for i in ids] if (record and self.substep_trace is not None) else None
         if cfg.actuation == "pd_torque":
             for j, (m, d) in enumerate(zip(models, datas)):
@@ -224,7 +242,7 @@ class BatchedHandSim:
         """Copy the state of worlds ids into the batched arrays (few copies per world, then vectorized)."""
         nq, nv = self._obs_nq, self._obs_nv
         for i in ids:
-            d = self.datas[i]
+            d = self._d(i)
             self._raw_qpos[i] = d.qpos[:nq]
             self._raw_qvel[i] = d.qvel[:nv]
             self._fingertips[i] = d.site_xpos[self._tip_sites]
@@ -248,7 +266,7 @@ class BatchedHandSim:
         self._observe(ids)
 
     def _randomize_object(self, i: int) -> None:
-        m, d, spec = self.models[i], self.datas[i], self.object_specs[i]
+        m, d, spec = self.models[i], self._d(i), self.object_specs[i]
         if self.randomize:
             objects.randomize_physics(spec, self._rngs[i])
         b = self._obj_body
@@ -270,7 +288,7 @@ class BatchedHandSim:
     def _place(self, i: int, q0: np.ndarray, spot, yaw: float, into_palm: float) -> None:
         """Object at `spot` (palm frame m; axes along the palm's, turned by `yaw` rad about the palm
         normal), fingers at half of q0, gravity `into_palm` x g pointing into the palm."""
-        m, d = self.models[i], self.datas[i]
+        m, d = self.models[i], self._d(i)
         rot = wrists.quat_to_matrix(self._wrists[i])
         mujoco.mj_resetData(m, d)
         a = self._obj_qadr
@@ -304,14 +322,14 @@ class BatchedHandSim:
             self._close(searching, goal)
             states, starts = {}, {}
             for i in searching:
-                m, d = self.models[i], self.datas[i]
+                m, d = self.models[i], self._d(i)
                 states[i] = np.zeros(mujoco.mj_stateSize(m, spec))
                 mujoco.mj_getState(m, d, states[i], spec)
                 starts[i] = d.qpos[a:a + 3].copy()
             self._ticks(searching, goal, GRASP_TEST_TICKS)
             still = []
             for i in searching:
-                moved = float(np.linalg.norm(self.datas[i].qpos[a:a + 3] - starts[i]))
+                moved = float(np.linalg.norm(self._d(i).qpos[a:a + 3] - starts[i]))
                 if moved < best_moved[int(i)]:
                     best_moved[int(i)], self._grasps[i] = moved, states[i]
                 if moved >= GRASP_STILL:
@@ -339,22 +357,51 @@ class BatchedHandSim:
             if q is None:
                 self._search_grasps(np.array([i for i in ids if self._grasps[i] is None], dtype=int), goal)
                 for i in ids:
-                    mujoco.mj_resetData(self.models[i], self.datas[i])
-                    mujoco.mj_setState(self.models[i], self.datas[i], self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)
+                    mujoco.mj_resetData(self.models[i], self._d(i))
+                    mujoco.mj_setState(self.models[i], self._d(i), self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)
             else:
                 for i in ids:
                     self._place(i, goal[i], mjcf.GRASP_SPOT, 0.0, 1.0)
                 self._close(ids, goal)
         else:
             for i in ids:
-                mujoco.mj_resetData(self.models[i], self.datas[i])
-                self.datas[i].qpos[self._qadr] = goal[i]
+                mujoco.mj_resetData(self.models[i], self._d(i))
+                self._d(i).qpos[self._qadr] = goal[i]
             if self.scene == "chaos_box":
                 self._ticks(ids, goal, BALL_SETTLE_TICKS)
         for i in ids:
-            self.datas[i].time = 0.0
-            mujoco.mj_forward(self.models[i], self.datas[i])
+            self._d(i).time = 0.0
+            mujoco.mj_forward(self.models[i], self._d(i))
         self._observe(ids)
+
+    def save_states(self, env_ids=None) -> np.ndarray:
+        """The full integration state of worlds env_ids, [len(ids), nstate] (for `restore_states`)."""
+        ids = self._env_ids(env_ids)
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        out = np.empty((len(ids), mujoco.mj_stateSize(self.models[0], spec)))
+        for j, i in enumerate(ids):
+            mujoco.mj_getState(self.models[i], self._d(i), out[j], spec)
+        return out
+
+    def restore_states(self, env_ids, states: np.ndarray) -> None:
+        """Put worlds env_ids back into saved states (from `save_states` of the same worlds): a reset with no
+        settling ticks. The object's mass, friction and centre of mass are re-drawn first when randomize=True
+        (as in `reset`); targets become the restored joint angles, time 0."""
+        ids = self._env_ids(env_ids)
+        states = np.asarray(states, dtype=float)
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        size = mujoco.mj_stateSize(self.models[0], spec)
+        if states.shape != (len(ids), size):
+            raise ValueError(f"states must have shape [{len(ids)}, {size}] (from save_states), got {list(states.shape)}")
+        for j, i in enumerate(ids):
+            if self._has_object:
+                self._randomize_object(i)
+            mujoco.mj_setState(self.models[i], self._d(i), states[j], spec)
+            self._d(i).time = 0.0
+            mujoco.mj_forward(self.models[i], self._d(i))
+        self._observe(ids)
+        self._targets[ids] = self._q[ids]
+        self._previous_targets[ids] = self._q[ids]
 
     def set_targets(self, targets) -> np.ndarray:
         """Joint targets for the next tick, [N, 16] (or [16] for all) rad, motor-ID order; returns
@@ -366,7 +413,9 @@ class BatchedHandSim:
     def step(self) -> None:
         """Advance every world by one 50 ms control tick."""
         ids = np.arange(self.num_envs)
-        if self.config.actuation == "servo":
+        if self.config.actuation == "pd_torque" and self.substep_trace is None:
+            self._rollout_tick()
+        elif self.config.actuation == "servo":
             # the servo law needs Python between physics steps: run it once for all worlds, vectorized,
             # and let the pool do only the GIL-free physics
             self._advance(ids, self._targets, self._previous_targets, pool=self._pool)
@@ -375,14 +424,98 @@ class BatchedHandSim:
             self._run(self._tick, ids)
         self._previous_targets = self._targets.copy()
 
+    def _rollout_tick(self) -> None:
+        """One control tick of every source world as one mujoco.rollout call (targets and applied forces as
+        its controls); the observation is read from its state and sensor outputs, vectorized. The MjData
+        catch up only when something reads `datas`. The solver warm start is not carried across ticks
+        (rollout does not return it; trajectories match mj_step's to ~1e-10 rad over 40 ticks)."""
+        n, substeps, nu = self.num_envs, self.config.substeps, hand.NUM_JOINTS
+        m0 = self.models[0]
+        if self._rollout is None:
+            self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+            self._control_spec = mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_XFRC_APPLIED
+            self._control_buf = np.empty((n, substeps, mujoco.mj_stateSize(m0, self._control_spec)))
+            threads = self._threads if self._threads > 1 and n > 1 else 0
+            self._scratch = [mujoco.MjData(m0) for _ in range(max(threads, 1))]
+            nstate = mujoco.mj_stateSize(m0, self._state_spec)
+            self._states_out = np.empty((n, substeps, nstate))
+            self._sensors_out = np.empty((n, substeps, m0.nsensordata))
+            self._rollout = mj_rollout.Rollout(nthread=threads)
+            act = np.array([m0.actuator(name).id for name in hand.JOINT_NAMES])
+            self._pd_kp = np.stack([m.actuator_gainprm[act, 0] for m in self.models])
+            self._pd_kv = np.stack([-m.actuator_biasprm[act, 2] for m in self.models])
+            self._pd_limit = np.stack([m.actuator_forcerange[act, 1] for m in self.models])
+            self._tip_sensors = np.concatenate([np.arange(3) + m0.sensor_adr[m0.sensor(f"{s}_pos").id]
+                                                for s in mjcf.FINGERTIP_SITES])
+        start = self.physics_state()
+        self._control_buf[:, :, :nu] = self._targets[:, None, :]  # targets and forces hold for the whole tick
+        self._control_buf[:, :, nu:] = self._xfrc.reshape(n, 1, -1)
+        self._rollout.rollout(self.models, self._scratch, start, self._control_buf,
+                              control_spec=self._control_spec, nstep=substeps, state=self._states_out,
+                              sensordata=self._sensors_out, skip_checks=True)
+        nq, nv = m0.nq, m0.nv
+        final = self._states_out[:, -1]
+        # the PD force of the last physics step, from the state it started from (what actuator_force holds)
+        before = self._states_out[:, -2] if substeps > 1 else start
+        q0 = before[:, 1:1 + nq][:, self._qadr]
+        qdot0 = before[:, 1 + nq:1 + nq + nv][:, self._vadr]
+        self._effort[:] = np.clip(self._pd_kp * (self._targets - q0) - self._pd_kv * qdot0, -self._pd_limit, self._pd_limit)
+        self._phys_state[:] = final
+        self._stale[:] = True
+        # observation: like _observe, fingertips from the sensors of the last step (as site_xpos after mj_step)
+        self._time[:] = final[:, 0]
+        self._raw_qpos[:] = final[:, 1:1 + self._obs_nq]
+        self._raw_qvel[:] = final[:, 1 + nq:1 + nq + self._obs_nv]
+        self._q[:] = self._raw_qpos[:, self._qadr]
+        self._qdot[:] = self._raw_qvel[:, self._vadr]
+        self._fingertips[:] = self._sensors_out[:, -1, self._tip_sensors].reshape(n, 4, 3)
+        if self._has_object:
+            a, v = self._obj_qadr, self._obj_vadr
+            wxyz = self._raw_qpos[:, a + 3:a + 7]
+            self._object_pose[:, :3] = self._raw_qpos[:, a:a + 3]
+            self._object_pose[:, 3:] = wxyz[:, [1, 2, 3, 0]]
+            self._object_linvel[:] = self._raw_qvel[:, v:v + 3]
+            self._object_angvel[:] = _rotate_wxyz(wxyz, self._raw_qvel[:, v + 3:v + 6])  # body frame -> world
+
+    def _d(self, i: int) -> mujoco.MjData:
+        """World i's MjData for code that reads or changes it: brought up to date with the last tick, and
+        marked as the place the next tick reads that world's state from."""
+        if self._stale[i]:
+            mujoco.mj_setState(self.models[i], self._datas[i], self._phys_state[i], mujoco.mjtState.mjSTATE_FULLPHYSICS)
+            mujoco.mj_kinematics(self.models[i], self._datas[i])
+            self._stale[i] = False
+        if self._xfrc_dirty[i]:
+            self._datas[i].xfrc_applied[:] = self._xfrc[i]
+            self._xfrc_dirty[i] = False
+        self._touched[i] = True
+        return self._datas[i]
+
+    @property
+    def datas(self) -> list[mujoco.MjData]:
+        """Each world's MjData, brought up to date with the last tick (kinematics included). Reading it
+        hands the state to the caller: the next tick starts from whatever the MjData then hold."""
+        return [self._d(i) for i in range(self.num_envs)]
+
+    def physics_state(self) -> np.ndarray:
+        """[N, nstate] each world's mjSTATE_FULLPHYSICS state now (time, qpos, qvel, ...), read from the
+        MjData only for worlds something touched since the last tick."""
+        spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+        if self._phys_state is None:
+            self._phys_state = np.empty((self.num_envs, mujoco.mj_stateSize(self.models[0], spec)))
+            self._touched[:] = True
+        for i in np.flatnonzero(self._touched):
+            mujoco.mj_getState(self.models[i], self._datas[i], self._phys_state[i], spec)
+        self._touched[:] = False
+        return self._phys_state.copy()
+
     def set_object_force(self, force) -> None:
         """Apply a constant force (N, world frame, [N, 3] or [3]) at each object's centre of mass until
         changed (the paper's disturbance forces); zero to remove. Ignored without an object."""
         f = _as_env_array(force, self.num_envs, 3, "object force")
         if not self._has_object:
             return
-        for i, d in enumerate(self.datas):
-            d.xfrc_applied[self._obj_body, :3] = f[i]
+        self._xfrc[:, self._obj_body, :3] = f
+        self._xfrc_dirty[:] = True
 
     def fingertip_contacts(self) -> np.ndarray:
         """[N, 4] bool: whether each fingertip pad (index, middle, ring, thumb) touches something other

@@ -84,6 +84,9 @@ class WorldConfig:
     damping: float = 0.0
     #: Coulomb joint friction (gear friction), N m.
     frictionloss: float = 0.0
+    #: Multiplies the mass and inertia of the link each joint moves (motor-ID order; 1 = LEAP_HAND.md masses).
+    #: System identification (dexndm_training.sysid) fits it with pd_kp and pd_kd.
+    link_mass_scale: np.ndarray = field(default_factory=lambda: np.ones(hand.NUM_JOINTS))
     # --- contacts (both) ---
     #: MuJoCo contact solref (time constant s, damping ratio) of hand and object geoms. MuJoCo raises
     #: time constants below 2 x timestep (16.7 ms) to that, so stiffer is not available at 120 Hz.
@@ -92,6 +95,10 @@ class WorldConfig:
     solimp: tuple[float, float, float, float, float] = (0.9, 0.95, 0.001, 0.5, 2.0)
     #: Contact dimensionality: 3 = sliding friction, 4 = plus torsional friction.
     condim: int = 3
+    #: Finger-finger contacts a real hand has and the hand's contype/conaffinity bits leave out: the
+    #: thumb's distal link against the index and middle distal links, neighbouring fingertips (scene.py
+    #: SELF_COLLISION_PAIRS). False gives the hand without self-collision.
+    self_collision: bool = True
     #: Torsional friction coefficient (m), used when condim >= 4.
     torsional_friction: float = 0.0
     #: Multiplies the object's sampled sliding friction (fingertip material).
@@ -107,11 +114,13 @@ class WorldConfig:
             raise ValueError(f"actuation must be 'pd_torque' or 'servo', got {self.actuation!r}")
         if not 0 <= self.delay_substeps < self.substeps:
             raise ValueError(f"delay_substeps must lie in 0..{self.substeps - 1} (a fraction of a tick)")
-        for name in ("pd_kp", "pd_kd", "servo_p", "servo_d"):
+        for name in ("pd_kp", "pd_kd", "servo_p", "servo_d", "link_mass_scale"):
             value = np.asarray(getattr(self, name), dtype=float)
             if value.shape != (hand.NUM_JOINTS,):
                 raise ValueError(f"{name} must hold 16 values in motor-ID order, got shape {value.shape}")
             object.__setattr__(self, name, value)
+        if not np.all(np.isfinite(self.link_mass_scale) & (self.link_mass_scale > 0)):
+            raise ValueError(f"link_mass_scale must be positive and finite, got {self.link_mass_scale.tolist()}")
 
     @classmethod
     def source(cls) -> "WorldConfig":

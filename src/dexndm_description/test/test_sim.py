@@ -188,6 +188,22 @@ def test_world_config_variants_and_validation():
     sim.close()
 
 
+def test_link_mass_scale_scales_the_link_each_joint_moves():
+    from dexndm_description.worlds import WorldConfig
+
+    scale = np.ones(16)
+    scale[3], scale[12] = 2.0, 0.5  # if_dip moves if_ds, th_cmc moves th_mp
+    nominal = BatchedHandSim(num_envs=1, world="source", scene="hand_only", object=None, threads=1).models[0]
+    heavy = BatchedHandSim(num_envs=1, world=WorldConfig.source().replace(link_mass_scale=scale),
+                           scene="hand_only", object=None, threads=1).models[0]
+    for body, factor in (("if_ds", 2.0), ("th_mp", 0.5), ("if_md", 1.0), ("palm", 1.0)):
+        assert heavy.body(body).mass[0] == pytest.approx(factor * nominal.body(body).mass[0])
+    assert heavy.body("if_ds").inertia[0] == pytest.approx(2.0 * nominal.body("if_ds").inertia[0], rel=1e-4)
+    assert mjcf.link_body_of_joint("if_dip") == "if_ds" and mjcf.link_body_of_joint("if_mcp") == "if_bs"
+    with pytest.raises(ValueError, match="positive"):
+        WorldConfig.source().replace(link_mass_scale=-scale)
+
+
 def test_resetting_a_subset_restores_those_worlds_exactly():
     sim = BatchedHandSim(num_envs=3, world="source", object="normal_cylinder", randomize=False, seed=2, threads=2)
     try:
@@ -215,3 +231,44 @@ def test_every_sets_nominal_object_stays_in_the_hand_palm_up(world):
             assert not sim.object_fallen()[0], f"{name} left the hand in the {world} world"
         finally:
             sim.close()
+
+
+@pytest.mark.parametrize("obj", ["normal_cuboid", "irregular"])
+def test_source_ticks_by_rollout_match_stepping_each_world(obj):
+    """The source world steps all worlds in one mujoco.rollout call; recording substeps forces the
+    mj_step path. Both must give the same trajectory and observations (the warm start is all that differs)."""
+    def run(trace: bool):
+        sim = BatchedHandSim(num_envs=3, world="source", object=obj, seed=3, threads=2)
+        rng = np.random.default_rng(0)
+        sim.set_object_force(np.tile([0.0, 0.05, 0.0], (3, 1)))
+        out = []
+        for _ in range(20):
+            if trace:
+                sim.substep_trace = [[] for _ in range(3)]
+            sim.set_targets(sim.q + rng.uniform(-0.04, 0.04, (3, 16)))
+            sim.step()
+            out.append(np.concatenate([sim.q.ravel(), sim.qdot.ravel(), sim.object_pose.ravel(), sim.object_angvel.ravel(),
+                                       sim.object_linvel.ravel(), sim.joint_effort.ravel(), sim.fingertip_pos.ravel(), sim.time]))
+        sim.close()
+        return np.array(out)
+    fast, stepped = run(False), run(True)
+    assert np.abs(fast - stepped).max() < 1e-4
+    assert np.abs(fast[0] - stepped[0]).max() < 1e-9  # the first tick starts from the same warm start
+    assert np.abs(fast[-1] - fast[0]).max() > 1e-3  # the worlds did move
+
+
+def test_datas_read_after_rollout_ticks_hold_the_current_state():
+    sim = BatchedHandSim(num_envs=2, world="source", object="normal_cuboid", seed=1, threads=2)
+    for _ in range(3):
+        sim.set_targets(sim.q + 0.02)
+        sim.step()
+    q = sim.q
+    d = sim.datas[1]
+    assert np.allclose(d.qpos[sim._qadr], q[1]) and d.time == pytest.approx(sim.time[1])
+    sim.set_object_force([0.0, 0.0, 0.1])
+    assert np.allclose(sim.datas[0].xfrc_applied[sim._obj_body, :3], [0.0, 0.0, 0.1])
+    # a change made through datas is where the next tick starts
+    sim.datas[0].qvel[:] = 0.0
+    sim.step()
+    assert np.all(np.isfinite(sim.q))
+    sim.close()

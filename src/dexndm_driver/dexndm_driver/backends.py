@@ -13,7 +13,7 @@ import numpy as np
 
 from dexndm_description import hand
 
-from .dynamixel import DynamixelHand, HardwareError, JointReading, ServoHealth
+from .dynamixel import DynamixelHand, JointReading, ServoHealth
 from .emulator import EmulatedBus, FirstOrderMotors
 from .emulator.motors import PhysicsMotors
 from .sdk_io import SdkIO

@@ -20,6 +20,7 @@ import numpy as np
 from dexndm_description import hand
 
 from .backends import HandBackend, WorldState
+from .clock import Clock, SystemClock
 from .commands import REFUSAL_REASONS, CommandCheck, refuse, validate_targets
 from .dynamixel import HardwareError, JointReading, ServoHealth
 from .sdk_io import BusError, PortLost
@@ -52,6 +53,7 @@ class DriverConfig:
     health_period: float = 1.0  # s between temperature / hardware-error polls
     diagnostics_period: float = 1.0  # s
     reconnect_period: float = 1.0  # s
+    gated: bool = False  # lockstep only: publish and step nothing until open_gate() (the graph is matched)
 
 
 @dataclass
@@ -89,10 +91,12 @@ class DriverStats:
 class HandDriver:
     """Runs one backend; thread-safe entry points: submit(), request_enable(), start(), stop()."""
 
-    def __init__(self, backend: HandBackend, sink: Sink, config: DriverConfig | None = None) -> None:
+    def __init__(self, backend: HandBackend, sink: Sink, config: DriverConfig | None = None,
+                 clock: Clock | None = None) -> None:
         self.backend = backend
         self.sink = sink
         self.config = config or DriverConfig()
+        self.clock = clock or SystemClock()
         self.stats = DriverStats(backend=backend.name, port=backend.port_name)
         self._cv = threading.Condition()
         self._stop = False
@@ -105,6 +109,7 @@ class HandDriver:
         self._last_command_mono = 0.0
         self._last_read_s = 0.0
         self._thread: threading.Thread | None = None
+        self._gate_open = not self.config.gated
 
     # ---- entry points for other threads ---------------------------------------------------
     def start(self) -> None:
@@ -135,7 +140,7 @@ class HandDriver:
                 self.stats.clamped_joints += check.clamped
             self._pending = check.targets
             self._answered = True
-            self._last_command_mono = time.monotonic()
+            self._last_command_mono = self.clock.monotonic()
             self.stats.holding = False
             self._cv.notify_all()
         return check
@@ -149,10 +154,16 @@ class HandDriver:
         if stamp > self._latest_stamp:
             return refuse("future", f"command answers state {stamp} ns which this driver never published "
                                     f"(latest {self._latest_stamp} ns); copy the state's header.stamp")
-        if not self.backend.lockstep and time.monotonic() - self._latest_mono > self.config.command_timeout:
+        if not self.backend.lockstep and self.clock.monotonic() - self._latest_mono > self.config.command_timeout:
             return refuse("late", f"command arrived more than command_timeout={self.config.command_timeout} s "
                                   f"after its state")
         return check
+
+    def open_gate(self) -> None:
+        """Let a gated lockstep driver publish its first state and start stepping."""
+        with self._cv:
+            self._gate_open = True
+            self._cv.notify_all()
 
     def request_enable(self, on: bool, timeout: float = 10.0) -> tuple[bool, str]:
         """Activate (torque on; servos with a hardware error are rebooted first) or deactivate."""
@@ -194,10 +205,10 @@ class HandDriver:
                 self.backend.open()
             except (HardwareError, BusError) as err:
                 self.stats.last_error = str(err)
-                if time.monotonic() >= next_log:
+                if self.clock.monotonic() >= next_log:
                     self.sink.log("error", f"cannot configure the {self.backend.name} backend: {err}")
-                    next_log = time.monotonic() + 10.0
-                self.sink.diagnostics(self.stats, time.time_ns())
+                    next_log = self.clock.monotonic() + 10.0
+                self.sink.diagnostics(self.stats, self.clock.time_ns())
                 self._wait(self.config.reconnect_period)
                 continue
             self.stats.connected, self.stats.state, self.stats.last_error = True, "inactive", ""
@@ -215,7 +226,7 @@ class HandDriver:
             return False, self.stats.last_error
         self.stats.rebooted += rebooted
         self.stats.state = "active"
-        self._last_command_mono = time.monotonic()
+        self._last_command_mono = self.clock.monotonic()
         message = "torque on" + (f" (rebooted servo(s) {rebooted} to clear hardware errors)" if rebooted else "")
         self.sink.log("info", message)
         return True, message
@@ -250,13 +261,13 @@ class HandDriver:
             return self._stop
 
     def _wait(self, seconds: float, until: Callable[[], bool] = lambda: False) -> None:
-        deadline = time.monotonic() + seconds
+        deadline = self.clock.monotonic() + seconds
         with self._cv:
             while not self._stop and not until() and not self._requests:
-                left = deadline - time.monotonic()
+                left = deadline - self.clock.monotonic()
                 if left <= 0:
                     return
-                self._cv.wait(left)
+                self.clock.wait(self._cv, left)
 
     def _serve_requests(self) -> None:
         while True:
@@ -279,7 +290,7 @@ class HandDriver:
 
     def _publish_state(self, reading: JointReading, stamp_ns: int) -> None:
         with self._cv:
-            self._latest_stamp, self._latest_mono, self._answered = stamp_ns, time.monotonic(), False
+            self._latest_stamp, self._latest_mono, self._answered = stamp_ns, self.clock.monotonic(), False
         self.sink.state(reading, stamp_ns)
         world = self.backend.world()
         if world is not None:
@@ -288,7 +299,7 @@ class HandDriver:
     def _watchdog(self) -> None:
         if self.stats.state != "active" or self.stats.holding:
             return
-        if time.monotonic() - self._last_command_mono > self.config.command_timeout:
+        if self.clock.monotonic() - self._last_command_mono > self.config.command_timeout:
             self.stats.holding = True
             self.stats.watchdog_timeouts += 1
             self.sink.log("warn", f"no valid command for {self.config.command_timeout} s: holding the last target")
@@ -296,15 +307,15 @@ class HandDriver:
     # ---- bus backends: wall clock ----------------------------------------------------------
     def _run_wall_clock(self) -> None:
         period = 1.0 / self.config.rate_hz
-        next_tick = time.monotonic()
+        next_tick = self.clock.monotonic()
         next_health = next_diag = next_reconnect = 0.0
         while not self._stopped():
-            self._wait(next_tick - time.monotonic(), lambda: self._pending is not None)
+            self._wait(next_tick - self.clock.monotonic(), lambda: self._pending is not None)
             self._serve_requests()
             pending = self._take_pending()
             if pending is not None and self.stats.connected and self.stats.state == "active":
                 self._write(pending)
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if now < next_tick:
                 continue
             self.stats.jitter_s.append(now - next_tick)
@@ -324,7 +335,7 @@ class HandDriver:
             self._watchdog()
             if now >= next_diag:
                 next_diag = now + self.config.diagnostics_period
-                self.sink.diagnostics(self.stats, time.time_ns())
+                self.sink.diagnostics(self.stats, self.clock.time_ns())
 
     def _write(self, targets: np.ndarray) -> None:
         t0 = time.perf_counter()
@@ -396,31 +407,39 @@ class HandDriver:
         rtf = self.config.realtime_factor
         step_wall = hand.CONTROL_DT / rtf if rtf > 0 else 0.0
         next_diag = 0.0
+        if not self._gate_open:
+            self.sink.log("info", "waiting for the start gate before the first state (the graph's monitor)")
+            while not self._stopped() and not self._gate_open:
+                self._serve_requests()
+                self._wait(self.config.diagnostics_period, lambda: self._gate_open)
+                self.sink.diagnostics(self.stats, self._stamp())
+            if self._stopped():
+                return
         self.sink.clock(self.backend.sim_time_ns())
         self._publish_state(self.backend.read(), self._stamp())
         # Absolute deadlines, so the physics time is absorbed into the period rather than added to it.
-        next_tick = time.monotonic() + step_wall
+        next_tick = self.clock.monotonic() + step_wall
         while not self._stopped():
-            published = time.monotonic()
+            published = self.clock.monotonic()
             while not self._stopped():
                 self._serve_requests()
                 with self._cv:
                     answered = self._answered
-                left = published + self.config.command_timeout - time.monotonic()
+                left = published + self.config.command_timeout - self.clock.monotonic()
                 if answered or left <= 0:
                     break
                 self._wait(left, lambda: self._answered)
             if self._stopped():
                 return
-            if not answered:
-                if self.stats.state == "active":
-                    self.stats.watchdog_timeouts += 1
-                    self.stats.holding = True
+            if not answered and self.stats.state == "active" and not self.stats.holding:
+                # Once per lapse, as on the bus backends: holding stays set until a command is accepted.
+                self.stats.watchdog_timeouts += 1
+                self.stats.holding = True
             if step_wall > 0:
-                self._wait(next_tick - time.monotonic())
+                self._wait(next_tick - self.clock.monotonic())
                 next_tick += step_wall
-                if time.monotonic() > next_tick:  # more than a tick behind: resynchronise, no burst
-                    next_tick = time.monotonic() + step_wall
+                if self.clock.monotonic() > next_tick:  # more than a tick behind: resynchronise, no burst
+                    next_tick = self.clock.monotonic() + step_wall
             pending = self._take_pending()
             if pending is not None:
                 self._targets = self.backend.write(pending)
@@ -430,9 +449,9 @@ class HandDriver:
             self.stats.ticks += 1
             self.sink.clock(self.backend.sim_time_ns())
             self._publish_state(self.backend.read(), self._stamp())
-            if time.monotonic() >= next_diag:
-                next_diag = time.monotonic() + self.config.diagnostics_period
+            if self.clock.monotonic() >= next_diag:
+                next_diag = self.clock.monotonic() + self.config.diagnostics_period
                 self.sink.diagnostics(self.stats, self._stamp())
 
     def _stamp(self) -> int:
-        return self.backend.sim_time_ns() if self.config.use_sim_time else time.time_ns()
+        return self.backend.sim_time_ns() if self.config.use_sim_time else self.clock.time_ns()

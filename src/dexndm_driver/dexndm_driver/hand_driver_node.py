@@ -5,55 +5,70 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, QuaternionStamped
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Empty
 from std_srvs.srv import SetBool
 
 from dexndm_description import hand
+from dexndm_description import interfaces as ros
+from dexndm_description.parameters import Param, declare
 from dexndm_description.wrist import parse_wrist
 from dexndm_driver import backends, diagnostics
 from dexndm_driver.driver import DriverConfig, HandDriver
 from dexndm_msgs.msg import HandCommand
 
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-
-
-def _stamp(msg_stamp, ns: int) -> None:
-    msg_stamp.sec, msg_stamp.nanosec = divmod(int(ns), 1_000_000_000)
+#: Every parameter is read once at start-up (read-only): restart the driver to change one.
+PARAMETERS = (
+    Param("backend", "sim", "sim, emulated or dynamixel"),
+    Param("port", "/dev/ttyUSB0", "serial device (dynamixel); emulated makes its own pty"),
+    Param("baudrate", 4_000_000, "bus baud rate"),
+    Param("rate_hz", 20.0, "wall-clock loop rate of the bus backends (Hz)"),
+    Param("command_timeout", 0.5, "s: watchdog hold / lockstep wait / late-command limit"),
+    Param("wrist", "palm_up", "named wrist orientation or x,y,z,w"),
+    Param("object", "normal_cylinder", "simulated object set, or none (sim, emulated)"),
+    Param("scene", "grasp", "grasp or chaos_box"),
+    Param("world", "target", "target or source"),
+    Param("realtime_factor", 1.0, "sim only: 1 paces to the wall clock, 0 runs as fast as commands come"),
+    Param("seed", 0, "simulation seed"),
+    Param("initial_pose", "canonical", "canonical or open: the first target after torque on / the sim's reset pose"),
+    Param("autostart", True, "configure and activate at start (false: wait for /leap_hand/enable)"),
+    Param("emulator_motor_model", "physics", "emulated only: physics (target world) or first_order"),
+    Param("start_gate", "", "sim only: a std_msgs/Empty topic (latched) to wait for before the first state; "
+                            "'' = start at once"),
+)
 
 
 class HandDriverNode(Node):
     def __init__(self):
         super().__init__("hand_driver")
-        p = {name: self.declare_parameter(name, default).value for name, default in (
-            ("backend", "sim"), ("port", "/dev/ttyUSB0"), ("baudrate", 4_000_000), ("rate_hz", 20.0),
-            ("command_timeout", 0.5), ("wrist", "palm_up"), ("object", "normal_cylinder"), ("scene", "grasp"),
-            ("world", "target"), ("realtime_factor", 1.0), ("seed", 0), ("initial_pose", "canonical"),
-            ("autostart", True), ("emulator_motor_model", "physics"))}
+        p = declare(self, PARAMETERS)
         wrist = parse_wrist(p["wrist"])
         world = backends.WorldConfig(wrist, backends.parse_object(p["object"]), p["scene"], p["world"], p["seed"])
         pose = backends.initial_pose(p["initial_pose"])
         backend = backends.make_backend(p["backend"], p["port"], p["baudrate"], world, pose,
                                         p["emulator_motor_model"])
+        gated = bool(p["start_gate"]) and backend.lockstep
         config = DriverConfig(rate_hz=p["rate_hz"], command_timeout=p["command_timeout"],
                               realtime_factor=p["realtime_factor"], initial_pose=pose, autostart=p["autostart"],
-                              use_sim_time=bool(self.get_parameter("use_sim_time").value))
+                              use_sim_time=bool(self.get_parameter("use_sim_time").value), gated=gated)
         self.static_wrist = None if backend.lockstep or p["backend"] == "emulated" else wrist
-        self.pub_state = self.create_publisher(JointState, "/leap_hand/joint_states", RELIABLE)
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
-        self.pub_clock = self.create_publisher(Clock, "/clock", RELIABLE) if backend.lockstep else None
-        self.pub_pose = self.create_publisher(PoseStamped, "/sim/object_pose", RELIABLE)
-        self.pub_wrist = self.create_publisher(QuaternionStamped, "/dexndm/wrist_orientation", RELIABLE)
-        self.create_subscription(HandCommand, "/leap_hand/command", self.on_command, RELIABLE)
-        self.create_service(SetBool, "/leap_hand/enable", self.on_enable)
+        stream = ros.STREAM.profile()
+        self.pub_state = self.create_publisher(JointState, ros.JOINT_STATES, stream)
+        self.pub_diag = self.create_publisher(DiagnosticArray, ros.DIAGNOSTICS, stream)
+        self.pub_clock = self.create_publisher(Clock, ros.CLOCK, stream) if backend.lockstep else None
+        self.pub_pose = self.create_publisher(PoseStamped, ros.OBJECT_POSE, stream)
+        self.pub_wrist = self.create_publisher(QuaternionStamped, ros.WRIST_ORIENTATION, stream)
+        self.create_subscription(HandCommand, ros.HAND_COMMAND, self.on_command, stream)
+        self.create_service(SetBool, ros.HAND_ENABLE, self.on_enable)
         self.driver = HandDriver(backend, self, config)
+        if gated:
+            self.create_subscription(Empty, p["start_gate"], lambda _: self.driver.open_gate(), ros.LATCHED.profile())
         self.driver.start()
 
     # ---- inputs --------------------------------------------------------------------------------
     def on_command(self, msg: HandCommand) -> None:
-        check = self.driver.submit(np.asarray(msg.position, dtype=float),
-                                   msg.state_stamp.sec * 1_000_000_000 + msg.state_stamp.nanosec)
+        check = self.driver.submit(np.asarray(msg.position, dtype=float), ros.stamp_to_ns(msg.state_stamp))
         if not check.accepted:
             self.get_logger().warn(f"command refused ({check.reason}): {check.message}", throttle_duration_sec=2.0)
         elif check.clamped:
@@ -67,20 +82,20 @@ class HandDriverNode(Node):
     def state(self, reading, stamp_ns: int) -> None:
         msg = JointState(name=list(hand.JOINT_NAMES), position=reading.q.tolist(), velocity=reading.qdot.tolist(),
                          effort=reading.effort.tolist())
-        _stamp(msg.header.stamp, stamp_ns)
+        ros.set_stamp(msg.header.stamp, stamp_ns)
         self.pub_state.publish(msg)
         if self.static_wrist is not None:
             self.world(backends.WorldState(None, self.static_wrist), stamp_ns)
 
     def clock(self, stamp_ns: int) -> None:
         msg = Clock()
-        _stamp(msg.clock, stamp_ns)
+        ros.set_stamp(msg.clock, stamp_ns)
         self.pub_clock.publish(msg)
 
     def world(self, world, stamp_ns: int) -> None:
         wrist = QuaternionStamped()
         wrist.header.frame_id = "world"
-        _stamp(wrist.header.stamp, stamp_ns)
+        ros.set_stamp(wrist.header.stamp, stamp_ns)
         wrist.quaternion.x, wrist.quaternion.y, wrist.quaternion.z, wrist.quaternion.w = map(float, world.wrist_quat)
         self.pub_wrist.publish(wrist)
         if world.object_pose is not None:
@@ -93,7 +108,7 @@ class HandDriverNode(Node):
 
     def diagnostics(self, stats, stamp_ns: int) -> None:
         msg = DiagnosticArray()
-        _stamp(msg.header.stamp, stamp_ns)
+        ros.set_stamp(msg.header.stamp, stamp_ns)
         for s in diagnostics.build(stats):
             msg.status.append(DiagnosticStatus(level=bytes([s.level]), name=s.name, message=s.message,
                                                hardware_id="leap_hand",

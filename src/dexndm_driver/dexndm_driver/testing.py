@@ -5,31 +5,110 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 
 from . import diagnostics
 
 
 class RecordingSink:
-    """The driver core's sink for plain tests: keeps states, clock, world, diagnostics and logs."""
+    """The driver core's sink for plain tests: keeps states, clock, world, diagnostics and logs, and
+    wakes `wait_until` on every output, so tests wait on the driver's events instead of sleeping."""
 
     def __init__(self):
         self.states, self.clocks, self.worlds, self.diags, self.logs = [], [], [], [], []
+        self._changed = threading.Condition()
+
+    def _record(self, store, item):
+        with self._changed:
+            store.append(item)
+            self._changed.notify_all()
 
     def state(self, reading, stamp_ns):
-        self.states.append((stamp_ns, reading))
+        self._record(self.states, (stamp_ns, reading))
 
     def clock(self, stamp_ns):
-        self.clocks.append(stamp_ns)
+        self._record(self.clocks, stamp_ns)
 
     def world(self, world, stamp_ns):
-        self.worlds.append((stamp_ns, world))
+        self._record(self.worlds, (stamp_ns, world))
 
     def diagnostics(self, stats, stamp_ns):
-        self.diags.append(diagnostics.build(stats))
+        self._record(self.diags, diagnostics.build(stats))
 
     def log(self, level, message):
-        self.logs.append((level, message))
+        self._record(self.logs, (level, message))
+
+    def wait_until(self, predicate, timeout=20.0):
+        """Block until predicate() is true after some output (or timeout s); returns its last value."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not (value := predicate()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return value
+                self._changed.wait(left)
+            return value
+
+
+class ManualClock:
+    """A driver clock that moves only when a test calls `advance`: tick deadlines, timeouts and waits
+    follow it exactly, whatever the machine's load. `wait_for_waiter` tells where the driver blocks next."""
+
+    def __init__(self, start: float = 1000.0, wall_ns: int = 1_800_000_000 * 10**9):
+        self._now, self._wall0 = float(start), int(wall_ns) - int(start * 1e9)
+        self._lock = threading.Condition()
+        self._waiters: dict[threading.Condition, tuple[float, int]] = {}
+        self.waits = 0  # how many times a thread has started to wait on this clock
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._now
+
+    def time_ns(self) -> int:
+        return self._wall0 + int(round(self.monotonic() * 1e9))
+
+    def wait(self, cv: threading.Condition, timeout: float) -> None:
+        with self._lock:
+            self.waits += 1
+            self._waiters[cv] = (self._now + timeout, self.waits)
+            self._lock.notify_all()
+        try:
+            cv.wait(1.0)  # woken by advance() or the driver's own notify; the caller re-checks its deadline
+        finally:
+            with self._lock:
+                self._waiters.pop(cv, None)
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+            waiters = list(self._waiters)
+        for cv in waiters:
+            with cv:
+                cv.notify_all()
+
+    def advance_to(self, t: float) -> None:
+        with self._lock:
+            self._now = max(self._now, t)
+            waiters = list(self._waiters)
+        for cv in waiters:
+            with cv:
+                cv.notify_all()
+
+    def wait_for_waiter(self, after: int = 0, timeout: float = 20.0) -> float | None:
+        """Real-time wait until a thread blocks on this clock until a deadline still ahead, in a wait begun
+        after the `after`-th one (read `waits` before the event that makes the driver block again);
+        returns that deadline, or None after `timeout` real seconds."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                later = [d for d, n in self._waiters.values() if n > after and d > self._now]
+                if later:
+                    return min(later)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._lock.wait(left)
 
 
 def wait_for(predicate, timeout=5.0, period=0.01):

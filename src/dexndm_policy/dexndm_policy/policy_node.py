@@ -10,46 +10,59 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import QuaternionStamped, Vector3, Vector3Stamped
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool
 
+from dexndm_description import interfaces as ros
+from dexndm_description.parameters import Param, declare
 from dexndm_msgs.msg import HandCommand, PolicyStep
 from dexndm_msgs.srv import SetRotationAxis
 from dexndm_policy.controller import RotationController
 from dexndm_policy.runtime import PolicyRuntime
 
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-ANY = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)  # matches reliable and best-effort publishers
+#: axis, residual and enabled apply at run time (`ros2 param set`); the rest is read at start-up.
+PARAMETERS = (
+    Param("axis", "z", "rotation axis in the palm frame: a name (x, -y, general:7, (1,1,1)) or 'x,y,z'",
+          read_only=False),
+    Param("wrist", "palm_up", "wrist orientation until /dexndm/wrist_orientation arrives"),
+    Param("generalist_model", "", "generalist ONNX model ('' = the installed default)"),
+    Param("residual_model", "", "residual ONNX model ('' = the installed default)"),
+    Param("residual", True, "add the residual policy's correction", read_only=False),
+    Param("enabled", True, "command the policy (false: disabled_command)", read_only=False),
+    Param("disabled_command", "hold", "while disabled: hold (last target) or open (open hand)"),
+    Param("max_state_age", 0.0, "s: refuse states older than this on the node's clock (0 = off)"),
+    Param("state_timeout", 1.0, "s without a state before the node reports a stop"),
+    Param("diagnostics_period", 1.0, "s between /diagnostics reports (steady clock)"),
+)
 
 
 class RotationPolicyNode(Node):
     def __init__(self):
         super().__init__("rotation_policy")
-        p = {name: self.declare_parameter(name, default).value for name, default in (
-            ("axis", "z"), ("wrist", "palm_up"), ("generalist_model", ""), ("residual_model", ""),
-            ("residual", True), ("enabled", True), ("disabled_command", "hold"), ("max_state_age", 0.0),
-            ("state_timeout", 1.0), ("diagnostics_period", 1.0))}
+        p = declare(self, PARAMETERS)
         runtime = PolicyRuntime(p["generalist_model"] or None, p["residual_model"] or None, p["axis"], p["wrist"], p["residual"])
         self.controller = RotationController(runtime, p["enabled"], p["disabled_command"], p["max_state_age"], p["state_timeout"])
         self.runtime = runtime
         self.inference_ms = collections.deque(maxlen=200)
-        self.command_pub = self.create_publisher(HandCommand, "/leap_hand/command", RELIABLE)
-        self.step_pub = self.create_publisher(PolicyStep, "/dexndm/policy/step", RELIABLE)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "/leap_hand/joint_states", self.on_state, RELIABLE)
-        self.create_subscription(Vector3Stamped, "/dexndm/rotation_axis", self.on_axis_topic, ANY)
-        self.create_subscription(QuaternionStamped, "/dexndm/wrist_orientation", self.on_wrist, ANY)
-        self.create_service(SetRotationAxis, "/dexndm/policy/set_axis", self.on_set_axis)
-        self.create_service(SetBool, "/dexndm/policy/enable", self.on_enable)
+        stream, any_qos = ros.STREAM.profile(), ros.ANY.profile()
+        self.command_pub = self.create_publisher(HandCommand, ros.HAND_COMMAND, stream)
+        self.step_pub = self.create_publisher(PolicyStep, ros.POLICY_STEP, stream)
+        self.diag_pub = self.create_publisher(DiagnosticArray, ros.DIAGNOSTICS, 10)
+        self.create_subscription(JointState, ros.JOINT_STATES, self.on_state, stream)
+        self.create_subscription(Vector3Stamped, ros.ROTATION_AXIS, self.on_axis_topic, any_qos)
+        self.create_subscription(QuaternionStamped, ros.WRIST_ORIENTATION, self.on_wrist, any_qos)
+        self.create_service(SetRotationAxis, ros.POLICY_SET_AXIS, self.on_set_axis)
+        self.create_service(SetBool, ros.POLICY_ENABLE, self.on_enable)
         self.add_on_set_parameters_callback(self.on_parameters)
-        self.create_timer(p["diagnostics_period"], self.publish_diagnostics)
+        # Steady clock: under use_sim_time a stopped simulation stops /clock, and the gap check must still run.
+        self.create_timer(p["diagnostics_period"], self.publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(f"ready: generalist {runtime.generalist.path}, residual {runtime.residual.path} "
                                f"({'on' if runtime.use_residual else 'off'}), axis {runtime.axis.round(3).tolist()}")
 
     def on_state(self, msg: JointState) -> None:
-        stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        stamp = ros.stamp_to_s(msg.header.stamp)
         now = self.get_clock().now().nanoseconds * 1e-9
         decision = self.controller.on_state(msg.position, msg.name, stamp, now, time.monotonic())
         if decision.target is None:

@@ -10,6 +10,9 @@ import pytest
 import rclpy
 from ament_index_python.packages import get_package_prefix
 from geometry_msgs.msg import PoseStamped
+from std_msgs.msg import Empty
+
+from dexndm_description import interfaces
 
 sys.path.insert(0, str(Path(__file__).parent))
 from lockstep_hand import RELIABLE, LockstepHand  # noqa: E402
@@ -37,13 +40,11 @@ def run_monitor(node: LockstepHand, tmp_path, with_poses: bool, spin_rad_per_tic
                                 "-p", f"plot:={tmp_path / 'plot.png'}", "-p", "wrist:=palm_up"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pose_pub = node.create_publisher(PoseStamped, "/sim/object_pose", RELIABLE)
-
-    def monitor_subscribed():
-        topics = ("/leap_hand/joint_states", "/leap_hand/command", "/sim/object_pose")
-        return all(any(i.node_name == name for i in node.get_subscriptions_info_by_topic(t)) for t in topics)
-
-    assert node.spin_until(monitor_subscribed, timeout=30.0), "the monitor never subscribed"
-    node.spin_until(lambda: False, timeout=0.5)  # let the policy's publisher match the monitor too
+    ready = []
+    ready_sub = node.create_subscription(Empty, interfaces.MONITOR_READY, ready.append, interfaces.LATCHED.profile())
+    # The monitor says when every topic it measures is matched (the sim driver waits for this in the app).
+    assert node.spin_until(lambda: ready, timeout=30.0), "the monitor never signalled ready"
+    node.destroy_subscription(ready_sub)
     angle = 0.0
     deadline = time.monotonic() + 30.0
     while monitor.poll() is None and time.monotonic() < deadline:
@@ -78,4 +79,5 @@ def test_monitor_measures_a_known_spin_over_dds(fixture_node, tmp_path):
 def test_monitor_without_object_poses_reports_nan_rotation(fixture_node, tmp_path):
     fields = run_monitor(fixture_node, tmp_path, with_poses=False)
     assert fields["rot_rad"] == "nan" and fields["ttf_s"] == "nan"
-    assert 10 < float(fields["rate_hz"]) < 30 and int(fields["commands"]) >= 20
+    # the fixture answers at most every 40 ms (25 Hz); load can only slow it, so no lower bound
+    assert 0 < float(fields["rate_hz"]) < 26 and int(fields["commands"]) >= 20

@@ -158,3 +158,27 @@ def test_startup_refuses_unknown_axis_missing_and_wrong_layout_models(tmp_path):
     onnx.save(model, str(tmp_path / "shuffled.onnx"))
     out = run_until_exit(f"generalist_model:={tmp_path / 'shuffled.onnx'}")
     assert out.returncode == 1 and "joint names differ" in out.stderr and "re-export" in out.stderr
+
+
+def test_parameters_it_would_ignore_are_refused_and_live_ones_apply(rig):
+    """The node used to accept `param set wrist ...` (and every other parameter) and change nothing."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    hand_fixture, _ = rig
+    client = hand_fixture.create_client(SetParameters, "/rotation_policy/set_parameters")
+
+    def set_param(name, value):
+        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        return call(hand_fixture, client, request).results[0]
+
+    for name, value in (("wrist", "palm_down"), ("max_state_age", 0.5), ("generalist_model", "/tmp/x.onnx"),
+                        ("disabled_command", "open"), ("state_timeout", 3.0), ("diagnostics_period", 5.0)):
+        result = set_param(name, value)
+        assert not result.successful and "read-only" in result.reason, (name, result.reason)
+    assert not set_param("axis", "sideways").successful
+    assert set_param("axis", "-x").successful
+    hand_fixture.step()
+    assert hand_fixture.spin_until(lambda: list(hand_fixture.steps[-1].axis) == [-1.0, 0.0, 0.0])
+    assert set_param("axis", "z").successful
+    hand_fixture.destroy_client(client)

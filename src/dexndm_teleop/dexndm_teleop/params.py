@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dexndm_description.interfaces import POLICY_ENABLE
 from dexndm_teleop.axis import DEFAULT_TABLE, AxisConfig
 from dexndm_teleop.clutch import ClutchConfig
 from dexndm_teleop.core import TeleopConfig
@@ -39,7 +40,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "short_axis_weight": (0.3, "weight of the short-axis rotation component (orientation mode)"),
     "palm_in_flange": ([0.0, 0.0, 0.0, 1.0], "palm frame orientation in the arm flange frame (x, y, z, w)"),
     "recover_button": ("a", "right-controller button that requests arm error recovery: a, b or thumbstick"),
-    "policy_service": ("/dexndm/policy/enable", "std_srvs/SetBool toggled by the right trigger"),
+    "policy_service": (POLICY_ENABLE, "std_srvs/SetBool toggled by the right trigger"),
     "recovery_action": ("/action_server/error_recovery", "franka_msgs/action/ErrorRecovery"),
     "watchdog_rate_hz": (50.0, "stream watchdog rate; holds and status go out at a fifth of it"),
 }

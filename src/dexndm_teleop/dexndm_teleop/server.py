@@ -60,6 +60,15 @@ class ServerConfig:
             raise ValueError(f"port must be 0..65535, got {self.port}")
 
 
+#: Messages up to this size are read whole (and refused above schema.MAX_MESSAGE_BYTES with close code
+#: 1009); a larger one makes aiohttp drop the connection, and the client may see 1006 instead.
+READ_LIMIT_BYTES = 1024 * 1024
+
+
+def _size(data: str | bytes) -> int:
+    return len(data.encode("utf-8", "surrogatepass")) if isinstance(data, str) else len(data)
+
+
 class TokenBucket:
     def __init__(self, rate: float, capacity: float):
         self.rate, self.capacity = rate, capacity
@@ -189,17 +198,16 @@ class TeleopServer:
         return host is not None and URL(f"//{host}").host in self.hosts
 
     def _check_token(self, request: web.Request) -> web.Response | None:
-        bucket = self._auth_buckets.setdefault(
-            request.remote or "?", TokenBucket(self.config.auth_failures_per_minute / 60.0, self.config.auth_failures_per_minute))
-        if not bucket.available():
-            return self._refuse(request, "rate", "too many failed tokens from this address; wait a minute", 429)
         given = request.query.get("token", "")
-        if not given:
-            bucket.take()
-            return self._refuse(request, "token", "no token; open the URL printed by the teleop node", 403)
         if not hmac.compare_digest(given.encode(), self.token.encode()):
-            bucket.take()
-            return self._refuse(request, "token", "wrong token; open the URL printed by the teleop node", 403)
+            # The failure limit applies to failures only: the right token is never refused by it, so no
+            # local process can lock the operator out (with https:=false the headset is 127.0.0.1 too).
+            bucket = self._auth_buckets.setdefault(request.remote or "?", TokenBucket(
+                self.config.auth_failures_per_minute / 60.0, self.config.auth_failures_per_minute))
+            if not bucket.take():
+                return self._refuse(request, "rate", "too many failed tokens from this address; wait a minute", 429)
+            what = "wrong token" if given else "no token"
+            return self._refuse(request, "token", f"{what}; open the URL printed by the teleop node", 403)
         if not self._host_ok(request.host):
             return self._refuse(request, "host", f"Host {request.host!r} is not this machine (allowed_hosts)", 403)
         return None
@@ -224,7 +232,10 @@ class TeleopServer:
             return self._refuse(request, "origin", f"Origin {origin!r} is not this page's", 403)
         if self._operator is not None:
             return self._refuse(request, "operator", "another operator is connected; one at a time", 409)
-        ws = web.WebSocketResponse(max_msg_size=schema.MAX_MESSAGE_BYTES, heartbeat=2.0)  # dead links close in ~3 s
+        # aiohttp's own size limit drops the TCP connection with the rest of the message unread, so the
+        # client may never see the close frame (1006); messages up to READ_LIMIT_BYTES are read whole and
+        # refused here, which closes cleanly with 1009.
+        ws = web.WebSocketResponse(max_msg_size=READ_LIMIT_BYTES, heartbeat=2.0)  # dead links close in ~3 s
         self._operator = ws
         try:
             await ws.prepare(request)
@@ -257,6 +268,10 @@ class TeleopServer:
             except asyncio.TimeoutError:
                 LOG.warning("closing the operator connection: nothing received for %.1f s", self.config.idle_timeout_s)
                 await ws.close(code=1001, message=b"idle")
+                return
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) and _size(msg.data) > schema.MAX_MESSAGE_BYTES:
+                refuse("oversized", f"{_size(msg.data)} bytes, limit {schema.MAX_MESSAGE_BYTES}")
+                await ws.close(code=1009, message=b"message too big")
                 return
             if msg.type == WSMsgType.TEXT:
                 now, wall = time.monotonic(), time.time()

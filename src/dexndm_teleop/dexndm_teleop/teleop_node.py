@@ -14,9 +14,11 @@ import rclpy
 from geometry_msgs.msg import PoseStamped, Vector3Stamped
 from rclpy.action import ActionClient
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from std_srvs.srv import SetBool
 
+from dexndm_description import interfaces as ros
+from dexndm_description.parameters import Param, declare
 from dexndm_teleop.core import TeleopCore
 from dexndm_teleop.messages import axis_to_msg, pose_from_msg, pose_to_msg
 from dexndm_teleop.params import PARAMETERS, build_configs, franka_fault
@@ -32,15 +34,15 @@ except ImportError:
 class TeleopNode(Node):
     def __init__(self):
         super().__init__("teleop")
-        p = {name: self.declare_parameter(name, default).value for name, (default, _) in PARAMETERS.items()}
+        # All read at start-up: read-only, so `ros2 param set` says so instead of changing nothing.
+        p = declare(self, [Param(name, default, text) for name, (default, text) in PARAMETERS.items()])
         server_config, config = build_configs(p)
         self.core = TeleopCore(config)
         self.frame_id = p["base_frame"]
         self.counts = {"samples": 0, "targets": 0, "holds": 0}
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.target_pub = self.create_publisher(PoseStamped, p["target_topic"], 10)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.axis_pub = self.create_publisher(Vector3Stamped, "/dexndm/rotation_axis", latched)
+        self.axis_pub = self.create_publisher(Vector3Stamped, ros.ROTATION_AXIS, ros.LATCHED.profile())
         self.policy = self.create_client(SetBool, p["policy_service"])
         use_franka = p["arm_source"] == "franka" or (p["arm_source"] == "auto" and FrankaRobotState is not None)
         if use_franka and FrankaRobotState is None:

@@ -92,9 +92,8 @@ def test_right_controller_moves_the_arm_and_left_sets_the_axis(session):
     browser.wait_for("!window.dexndmTeleop.status.following")
     move_right(browser, start)
     index = probe.target_count()
-    time.sleep(0.5)
+    assert probe.wait(lambda: len(probe.targets_since(index)) >= 3), "the hold pose is republished"
     holds = probe.targets_since(index)
-    assert len(holds) >= 3, "the hold pose is republished"
     held = pose_of(holds[0])[0]
     assert np.linalg.norm(held - [0.5, -0.5, 0.4]) < 0.002
     assert all(np.allclose(pose_of(m)[0], held, atol=1e-9) for m in holds)
@@ -124,8 +123,11 @@ def test_right_trigger_toggles_the_policy_and_a_asks_for_recovery(session):
     press(browser, RIGHT, "trigger")
     assert probe.wait(lambda: probe.policy_requests == [True])
     browser.wait_for("window.dexndmTeleop.status.policy === 'on'")
-    time.sleep(0.5)  # the toggle is debounced
-    press(browser, RIGHT, "trigger")
+    # A second press within 0.5 s is ignored (debounce): press again until the node toggles, once.
+    deadline = time.monotonic() + 10.0
+    while len(probe.policy_requests) < 2 and time.monotonic() < deadline:
+        press(browser, RIGHT, "trigger")
+        probe.wait(lambda: len(probe.policy_requests) >= 2, 0.2)
     assert probe.wait(lambda: probe.policy_requests == [True, False])
     browser.wait_for("window.dexndmTeleop.status.policy === 'off'")
     press(browser, RIGHT, "a-button")
@@ -155,15 +157,19 @@ def test_a_stalled_or_dropped_stream_holds_the_arm(session):
 
     # Stall: the page's JavaScript is paused (the socket stays open); after 200 ms the arm holds.
     browser.send("Debugger.enable")
+    paused = probe.target_count()
     browser.send("Debugger.pause")
-    time.sleep(0.6)
+    # No frame comes now, so targets after the one or two in flight are the node's 10 Hz hold.
+    assert probe.wait(lambda: len(probe.targets_since(paused)) >= 4), "the hold pose is republished while stalled"
     held = pose_of(probe.targets_since(probe.target_count() - 1)[0])[0]
     index = probe.target_count()
-    time.sleep(0.4)
-    assert probe.targets_since(index), "the hold pose is republished while stalled"
+    assert probe.wait(lambda: len(probe.targets_since(index)) >= 2)
     browser.send("Debugger.resume")
     move_right(browser, start + np.array([0.0, 0.15, 0.0]))
-    time.sleep(0.5)
+    sent = browser.evaluate("window.dexndmTeleop.sent")
+    browser.wait_for(f"window.dexndmTeleop.sent > {sent + 10}")  # frames with the new pose went out ...
+    statuses = browser.evaluate("window.dexndmTeleop.statuses")
+    browser.wait_for(f"window.dexndmTeleop.statuses > {statuses + 1}")  # ... and the node has answered since
     # Still holding with the squeeze held: a stalled stream needs a fresh press.
     assert all(np.allclose(pose_of(m)[0], held, atol=1e-9) for m in probe.targets_since(index))
     assert browser.evaluate("window.dexndmTeleop.status.hold") == "stale"
@@ -195,9 +201,8 @@ def test_a_stalled_or_dropped_stream_holds_the_arm(session):
     browser.send("Page.navigate", {"url": "about:blank"})
     assert probe.wait(lambda: any("operator disconnected" in line for line in teleop.log))
     index = probe.target_count()
-    time.sleep(0.6)
+    assert probe.wait(lambda: len(probe.targets_since(index)) >= 3), "the hold pose is republished after the drop"
     after = probe.targets_since(index)
-    assert len(after) >= 3, "the hold pose is republished after the drop"
     last = pose_of(after[0])[0]
     assert np.linalg.norm(last - (ARM_POSITION + np.array([0.0, 0.0, 0.05]))) < 0.002
     assert all(np.allclose(pose_of(m)[0], last, atol=1e-9) for m in after)

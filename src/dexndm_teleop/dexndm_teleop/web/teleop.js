@@ -6,7 +6,7 @@ const token = new URLSearchParams(location.search).get('token') || '';
 const wsUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host +
   '/ws?token=' + encodeURIComponent(token);
 const ui = (id) => document.getElementById(id);
-const teleop = { ws: null, session: null, space: null, gl: null, seq: 0, status: null,
+const teleop = { ws: null, session: null, space: null, gl: null, seq: 0, status: null, statuses: 0,
                  sent: 0, frames: 0, retryMs: 250, lastFrameMs: 0 };
 window.dexndmTeleop = teleop;  // read-only view for people and tests
 
@@ -20,7 +20,7 @@ function connect() {
   ws.onmessage = (event) => {
     let msg;
     try { msg = JSON.parse(event.data); } catch (e) { return; }
-    if (msg.type === 'status') { teleop.status = msg; render(); }
+    if (msg.type === 'status') { teleop.status = msg; teleop.statuses++; render(); }
   };
   ws.onclose = (event) => {
     teleop.status = null;

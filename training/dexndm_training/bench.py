@@ -1,0 +1,92 @@
+"""PPO throughput against the physics limit of the same worlds, measured in one run.
+
+    python -m dexndm_training.bench [--num-envs 256] [--steps-per-env 32] [--repeats 5]
+
+- physics limit: the env's own worlds stepped by `mujoco.rollout` on `--threads` threads, targets held
+  fixed, `steps-per-env` control ticks in one call (no Python between ticks) -- the fastest way this
+  machine steps them;
+- PPO: whole training iterations of `dexndm-train ppo`'s runner (collection through the env, GAE and the
+  PPO update), control steps per second of wall time.
+
+The two are interleaved, one iteration of each per repeat, so load from other processes hits both alike;
+steps/s are medians over repeats, and `ratio` is the median of the per-repeat ratios (each pair ran back to
+back). The last line is `ppo_steps_per_s=... physics_steps_per_s=... ratio=...`.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import fields
+
+import mujoco
+import numpy as np
+import torch
+from mujoco import rollout as mj_rollout
+
+from dexndm_training.env import EnvConfig, RotationEnv
+from dexndm_training.ppo import PPOConfig, make_runner
+
+
+def physics_limit_seconds(env: RotationEnv, ticks: int, threads: int, pool: mj_rollout.Rollout) -> float:
+    """Seconds to roll every world of env `ticks` control ticks ahead with its current targets held."""
+    sim = env.sim
+    state = sim.physics_state()
+    nstep = ticks * sim.config.substeps
+    control = np.repeat(sim.targets[:, None, :], nstep, axis=1)
+    scratch = [mujoco.MjData(sim.models[0]) for _ in range(threads)]
+    out = np.empty((env.num_envs, nstep, state.shape[1]))
+    sensors = np.empty((env.num_envs, nstep, sim.models[0].nsensordata))
+    start = time.perf_counter()
+    pool.rollout(sim.models, scratch, state, control, nstep=nstep, state=out, sensordata=sensors, skip_checks=True)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = PPOConfig()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-envs", type=int, default=256)
+    p.add_argument("--steps-per-env", type=int, default=defaults.num_steps_per_env)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2, help="physics threads")
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--object", default="normal_cuboid")
+    for f in fields(PPOConfig):
+        if f.name in ("num_learning_epochs", "num_mini_batches", "update_threads"):
+            p.add_argument("--" + f.name.replace("_", "-"), type=int, default=getattr(defaults, f.name))
+        if f.name in ("actor_hidden", "critic_hidden"):
+            p.add_argument("--" + f.name.replace("_", "-"), type=int, nargs="+", default=getattr(defaults, f.name))
+    args = p.parse_args(argv)
+    torch.set_num_threads(max(1, args.torch_threads))
+    env = RotationEnv(EnvConfig(num_envs=args.num_envs, object=args.object, threads=args.threads))
+    cfg = PPOConfig(num_steps_per_env=args.steps_per_env, num_learning_epochs=args.num_learning_epochs,
+                    num_mini_batches=args.num_mini_batches, update_threads=args.update_threads,
+                    actor_hidden=list(args.actor_hidden),
+                    critic_hidden=list(args.critic_hidden))
+    pool = mj_rollout.Rollout(nthread=args.threads if args.threads > 1 else 0)
+    steps = args.num_envs * args.steps_per_env
+    with tempfile.TemporaryDirectory() as run_dir:
+        runner = make_runner(env, cfg, run_dir)
+        runner.cfg["save_interval"] = 10**9
+        runner.learn(1)  # warm-up: allocations, first resets
+        ppo_s, phys_s = [], []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            runner.learn(1)
+            ppo_s.append(time.perf_counter() - start)
+            phys_s.append(physics_limit_seconds(env, args.steps_per_env, args.threads, pool))
+    pool.close()
+    env.close()
+    ppo, phys = steps / statistics.median(ppo_s), steps / statistics.median(phys_s)
+    paired = statistics.median(p / q for p, q in zip(phys_s, ppo_s))  # each pair ran back to back
+    print(f"config: {args.num_envs} worlds x {args.steps_per_env} steps, {args.threads} physics threads, "
+          f"{args.torch_threads} torch threads, epochs {cfg.num_learning_epochs}, mini-batches {cfg.num_mini_batches}, "
+          f"actor {cfg.actor_hidden}, critic {cfg.critic_hidden}; medians of {args.repeats}")
+    print(f"ppo iteration s: {[round(s, 3) for s in ppo_s]}; physics s: {[round(s, 3) for s in phys_s]}")
+    print(f"ppo_steps_per_s={ppo:.0f} physics_steps_per_s={phys:.0f} ratio={paired:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,318 @@
+"""DexNDM subcommands of `dexndm-train` (data, dynamics model, residual); each ends with one key=value line.
+
+    dexndm-train ndm-data rollouts --policy generalist.onnx --world source --wrists thumb_up --out runs/ndm/roll
+    dexndm-train ndm-data replay --source sim_rollouts --source-path runs/ndm/roll --scene chaos_box --wrist thumb_up --out D
+    dexndm-train ndm-data suite --policy generalist.onnx --wrists thumb_up base_up --out runs/ndm/data
+    dexndm-train dynamics --datasets SOURCE... --out runs/ndm/dyn_src
+    dexndm-train dynamics --datasets TARGET... --init runs/ndm/dyn_src/dynamics.pt --out runs/ndm/dyn --export dynamics.onnx
+    dexndm-train dynamics-eval --model runs/ndm/dyn --datasets OOD...
+    dexndm-train residual --datasets SOURCE_ROLLOUTS --dynamics runs/ndm/dyn --out runs/ndm/res --export residual.onnx
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+
+def _threads(args) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, args.torch_threads))
+
+
+def _policy(spec: str):
+    from dexndm_training.cli import _policy as make_policy
+
+    return make_policy(spec)
+
+
+# ---------------------------------------------------------------------------------------- ndm-data
+def _add_data(sub) -> None:
+    p = sub.add_parser("ndm-data", help="DexNDM transition datasets from the batched simulator")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    r = kinds.add_parser("rollouts", help="the base policy closed-loop in the rotation env (source or target world)")
+    r.add_argument("--policy", required=True, help="base policy: .onnx, BC .pt, gait.json or 'zero'")
+    r.add_argument("--world", default="source", choices=["source", "target"])
+    r.add_argument("--wrists", nargs="+", default=["thumb_up"])
+    r.add_argument("--object", default="normal_cylinder")
+    r.add_argument("--axes", nargs="+", default=["z"])
+    r.add_argument("--episodes", type=int, default=64)
+    r.add_argument("--num-envs", type=int, default=32)
+    r.add_argument("--episode-steps", type=int, default=400)
+    r.add_argument("--terminate-on-fall", action="store_true", help="end a world's episode when its object falls")
+    r.add_argument("--grasp-candidates", type=int, default=128, help="poses tried for the env's grasp cache")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--out", required=True, help="new dataset directory")
+    r.set_defaults(func=_cmd_rollouts)
+    s = kinds.add_parser("replay", help="open-loop replay (Chaos Box, free hand, base waves) in the target world")
+    s.add_argument("--source", default="sim_rollouts", help="sim_rollouts, sine, square, square_noise or file")
+    s.add_argument("--source-path", default="", help="rollouts dataset (sim_rollouts) or targets file (file)")
+    s.add_argument("--scene", default="chaos_box", choices=["chaos_box", "hand_only"])
+    s.add_argument("--world", default="target", choices=["source", "target"])
+    s.add_argument("--wrist", default="thumb_up", help="wrist name; the Chaos Box refuses palm_up")
+    s.add_argument("--episodes", type=int, default=64)
+    s.add_argument("--num-envs", type=int, default=32)
+    s.add_argument("--steps", type=int, default=400)
+    s.add_argument("--noise-sigma", type=float, default=0.01, help="rad, replay noise")
+    s.add_argument("--noise-probability", type=float, default=0.5, help="per step")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--out", required=True, help="new dataset directory")
+    s.set_defaults(func=_cmd_replay)
+    u = kinds.add_parser("suite", help="every DexNDM set for some wrists (rollouts, Chaos Box, free hand, waves, OOD)")
+    u.add_argument("--policy", required=True)
+    u.add_argument("--wrists", nargs="+", default=["thumb_up"])
+    u.add_argument("--object", default="normal_cylinder")
+    u.add_argument("--rollout-episodes", type=int, default=64, help="per wrist")
+    u.add_argument("--chaos-box-episodes", type=int, default=64, help="per wrist")
+    u.add_argument("--free-hand-episodes", type=int, default=32, help="per wrist")
+    u.add_argument("--wave-episodes", type=int, default=16, help="per wave kind and wrist")
+    u.add_argument("--ood-episodes", type=int, default=32)
+    u.add_argument("--ood-wrist", default="thumb_up")
+    u.add_argument("--steps", type=int, default=400)
+    u.add_argument("--grasp-candidates", type=int, default=128)
+    u.add_argument("--num-envs", type=int, default=32)
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--threads", type=int, default=2)
+    u.add_argument("--out", required=True, help="directory of the sets (existing sets are kept)")
+    u.set_defaults(func=_cmd_suite)
+
+
+def _line(path, stats: dict) -> str:
+    extra = f" success_rate={stats['success_rate']:.3f}" if "success_rate" in stats else ""
+    return (f"dataset={path} episodes={stats['episodes']} transitions={stats['transitions']}{extra} "
+            f"seconds={stats['seconds']:.1f}")
+
+
+def _cmd_rollouts(args) -> int:
+    from dexndm_training import ndm_data
+
+    _threads(argparse.Namespace(torch_threads=1))
+    cfg = ndm_data.RolloutConfig(world=args.world, wrists=list(args.wrists), object=args.object, axes=list(args.axes),
+                                 episodes=args.episodes, num_envs=args.num_envs, episode_steps=args.episode_steps,
+                                 terminate_on_fall=args.terminate_on_fall, grasp_candidates=args.grasp_candidates,
+                                 seed=args.seed, threads=args.threads)
+    path, stats = ndm_data.policy_rollouts(cfg, _policy(args.policy), args.out, policy_name=str(args.policy))
+    print(_line(path, stats))
+    return 0
+
+
+def _cmd_replay(args) -> int:
+    from dexndm_training import ndm_data
+
+    cfg = ndm_data.ReplayConfig(source=args.source, source_path=args.source_path, scene=args.scene, world=args.world,
+                                wrist=args.wrist, episodes=args.episodes, num_envs=args.num_envs, steps=args.steps,
+                                noise_sigma=args.noise_sigma, noise_probability=args.noise_probability,
+                                seed=args.seed, threads=args.threads)
+    path, stats = ndm_data.replay_dataset(cfg, args.out)
+    print(_line(path, stats))
+    return 0
+
+
+def _cmd_suite(args) -> int:
+    from dexndm_training import ndm_data
+
+    _threads(argparse.Namespace(torch_threads=1))
+    names = {f.name for f in fields(ndm_data.SuiteConfig)}
+    cfg = ndm_data.SuiteConfig(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(args).items()
+                                  if k in names})
+    result = ndm_data.generate_suite(cfg, args.out, _policy(args.policy), policy_name=str(args.policy))
+    for name, stats in result.items():
+        print(f"{name}: {stats}")
+    made = [s for s in result.values() if "transitions" in s]
+    print(f"suite={args.out} sets={len(result)} new_sets={len(made)} "
+          f"transitions={sum(s['transitions'] for s in made)} seconds={sum(s['seconds'] for s in made):.1f}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- dynamics
+def _add_dynamics(sub) -> None:
+    p = sub.add_parser("dynamics", help="train (or fine-tune with --init) the joint-wise dynamics model; resumes")
+    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--out", required=True, help="directory for dynamics.pt, checkpoint.pt, dynamics_report.json")
+    p.add_argument("--init", default="", help="dynamics.pt (or its directory) to fine-tune (its shape is kept)")
+    p.add_argument("--grouping", default="joint", choices=["joint", "finger", "hand"])
+    p.add_argument("--window", type=int, default=10)
+    p.add_argument("--hidden", nargs="+", type=int, default=[128, 128])
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--max-batches-per-epoch", type=int, default=0)
+    p.add_argument("--max-episodes", type=int, default=0, help="use only this many episodes per dataset (0 = all)")
+    p.add_argument("--wrists", nargs="*", default=[], help="only episodes of these wrist labels (default all)")
+    p.add_argument("--eval-datasets", nargs="*", default=[], help="also report the error on these (e.g. OOD) sets")
+    p.add_argument("--export", default="", help="write dynamics.onnx here (parity-checked)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--no-resume", action="store_true")
+    p.set_defaults(func=_cmd_dynamics)
+    e = sub.add_parser("dynamics-eval", help="one-step prediction error of a dynamics model on datasets")
+    e.add_argument("--model", required=True, help="dynamics.pt or its directory")
+    e.add_argument("--datasets", nargs="+", required=True)
+    e.add_argument("--split", default="all", choices=["all", "train", "eval"],
+                   help="all rows, or the episodes of training's 9:1 split (same --seed)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--wrists", nargs="*", default=[], help="only episodes of these wrist labels (default all)")
+    e.add_argument("--torch-threads", type=int, default=1)
+    e.set_defaults(func=_cmd_dynamics_eval)
+    x = sub.add_parser("dynamics-export", help="dynamics.pt -> dynamics.onnx (parity-checked, with metadata)")
+    x.add_argument("--model", required=True)
+    x.add_argument("--out", required=True)
+    x.set_defaults(func=_cmd_dynamics_export)
+
+
+def _cmd_dynamics(args) -> int:
+    from dexndm_training import dynamics
+
+    _threads(args)
+    if args.init:  # fine-tuning keeps the model's shape
+        model, _ = dynamics.load_dynamics(args.init)
+        args.hidden, args.window, args.grouping = list(model.hidden), model.window, model.grouping
+    cfg = dynamics.DynamicsConfig(datasets=list(args.datasets), init=args.init, window=args.window,
+                                  grouping=args.grouping, hidden=list(args.hidden), epochs=args.epochs,
+                                  batch_size=args.batch_size, lr=args.lr, max_batches_per_epoch=args.max_batches_per_epoch,
+                                  max_episodes=args.max_episodes, wrists=list(args.wrists), seed=args.seed,
+                                  device=args.device)
+    model, report = dynamics.train_dynamics(cfg, args.out, resume=not args.no_resume)
+    line = (f"model={Path(args.out) / dynamics.MODEL_FILE} eval_mae_rad={report['eval']['mae']:.6f} "
+            f"eval_rmse_rad={report['eval']['rmse']:.6f} zero_delta_mae_rad={report['eval']['zero_delta_mae']:.6f} "
+            f"initial_eval_mae_rad={report['initial_eval']['mae']:.6f} best_epoch={report['best_epoch']} "
+            f"train_rows={report['train_rows']} eval_rows={report['eval_rows']} seconds={report['seconds']:.1f}")
+    if args.eval_datasets:
+        extra = dynamics.evaluate_dynamics(model, list(args.eval_datasets))
+        line += f" extra_mae_rad={extra['mae']:.6f} extra_zero_delta_mae_rad={extra['zero_delta_mae']:.6f}"
+    if args.export:
+        _, record = dynamics.load_dynamics(Path(args.out) / dynamics.MODEL_FILE)
+        error = dynamics.export_dynamics(model, record, args.export)
+        line += f" onnx={args.export} parity_max_abs_error={error:.2e}"
+    print(line)
+    return 0
+
+
+def _cmd_dynamics_eval(args) -> int:
+    from dexndm_training import dynamics
+
+    _threads(args)
+    model, _ = dynamics.load_dynamics(args.model)
+    errors = dynamics.evaluate_dynamics(model, list(args.datasets), split=args.split, seed=args.seed,
+                                        wrists=tuple(args.wrists))
+    print(f"mae_rad={errors['mae']:.6f} rmse_rad={errors['rmse']:.6f} zero_delta_mae_rad={errors['zero_delta_mae']:.6f} "
+          f"rows={errors['rows']}")
+    return 0
+
+
+def _cmd_dynamics_export(args) -> int:
+    from dexndm_training import dynamics
+
+    model, record = dynamics.load_dynamics(args.model)
+    error = dynamics.export_dynamics(model, record, args.out)
+    print(f"onnx={args.out} parity_max_abs_error={error:.2e} size_bytes={Path(args.out).stat().st_size}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- residual
+def _add_residual(sub) -> None:
+    p = sub.add_parser("residual", help="train the residual policy through a frozen dynamics model")
+    p.add_argument("--datasets", nargs="+", required=True, help="the base policy's source-world rollouts")
+    p.add_argument("--dynamics", required=True, help="dynamics.pt (or its directory) of the target world")
+    p.add_argument("--out", required=True, help="directory for residual.pt and residual_report.json")
+    p.add_argument("--width", type=int, default=96)
+    p.add_argument("--blocks", type=int, default=2)
+    p.add_argument("--max-residual", type=float, default=0.2, help="rad, bound of each correction")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--residual-l2", type=float, default=1e-3)
+    p.add_argument("--wrists", nargs="*", default=[], help="only rollouts of these wrist labels (default all)")
+    p.add_argument("--max-batches-per-epoch", type=int, default=0)
+    p.add_argument("--export", default="", help="write residual.onnx here (parity-checked, config JSON beside it)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.set_defaults(func=_cmd_residual)
+
+
+def _cmd_residual(args) -> int:
+    from dexndm_training import residual
+
+    _threads(args)
+    cfg = residual.ResidualConfig(datasets=list(args.datasets), dynamics=args.dynamics, width=args.width,
+                                  blocks=args.blocks, max_residual=args.max_residual, epochs=args.epochs,
+                                  batch_size=args.batch_size, lr=args.lr, residual_l2=args.residual_l2,
+                                  max_batches_per_epoch=args.max_batches_per_epoch, wrists=list(args.wrists),
+                                  seed=args.seed, device=args.device)
+    policy, report = residual.train_residual(cfg, args.out)
+    line = (f"model={Path(args.out) / residual.MODEL_FILE} eval_mismatch_mae_rad={report['eval']['mae']:.6f} "
+            f"zero_residual_mae_rad={report['zero_residual_eval']['mae']:.6f} "
+            f"mean_abs_residual_rad={report['eval']['mean_abs_residual']:.6f} best_epoch={report['best_epoch']} "
+            f"train_rows={report['train_rows']} seconds={report['seconds']:.1f}")
+    if args.export:
+        _, record = residual.load_residual(Path(args.out) / residual.MODEL_FILE)
+        error, _ = residual.export_residual(policy, record, args.export)
+        line += f" onnx={args.export} parity_max_abs_error={error:.2e}"
+    print(line)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- tracking
+def _add_tracking(sub) -> None:
+    p = sub.add_parser("tracking", help="joint tracking error, target vs source world, without and with a residual")
+    p.add_argument("--policy", default="src/dexndm_policy/models/generalist.onnx", help="base policy")
+    p.add_argument("--residual", default="none", help="residual.onnx, residual.pt (or its directory), or none")
+    p.add_argument("--wrist", default="thumb_up")
+    p.add_argument("--object", default="normal_cylinder", help="object set, or none (free hand)")
+    p.add_argument("--axis", default="z")
+    p.add_argument("--episodes", type=int, default=16)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default="", help="write the full result here")
+    p.set_defaults(func=_cmd_tracking)
+
+
+def _residual_callable(spec: str):
+    if spec in ("", "none"):
+        return None
+    if spec.endswith(".onnx"):
+        from dexndm_policy import contract, runtime
+
+        return runtime.OnnxPolicyModel(spec, contract.KIND_RESIDUAL)
+    from dexndm_training import residual
+
+    return residual.residual_fn(residual.load_residual(spec)[0])
+
+
+def _cmd_tracking(args) -> int:
+    import json
+
+    from dexndm_training import tracking
+
+    _threads(argparse.Namespace(torch_threads=1))
+    cfg = tracking.TrackingConfig(wrist=args.wrist, object=args.object, axis=args.axis, episodes=args.episodes,
+                                  steps=args.steps, seed=args.seed, threads=args.threads)
+    result = tracking.tracking_error(_policy(args.policy), cfg, _residual_callable(args.residual))
+    result.update(policy=args.policy, residual_model=args.residual)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    line = f"direct_track_err_rad={result['direct']['track_err']:.5f}"
+    if "residual" in result:
+        r = result["residual"]
+        line += (f" residual_track_err_rad={r['track_err']:.5f} ratio={r['track_err'] / result['direct']['track_err']:.3f}"
+                 f" mean_abs_residual_rad={r['mean_abs_residual']:.5f}")
+    if "rot" in result["direct"]:
+        line += f" source_rot_rad={result['source']['rot']:.3f} direct_rot_rad={result['direct']['rot']:.3f}"
+        line += f" direct_ttf={result['direct']['ttf']:.3f}"
+        if "residual" in result:
+            line += f" residual_rot_rad={result['residual']['rot']:.3f} residual_ttf={result['residual']['ttf']:.3f}"
+    print(f"{line} episodes={args.episodes} seconds={result['seconds']:.1f}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add the DexNDM subcommands to the dexndm-train command line."""
+    for add in (_add_data, _add_dynamics, _add_residual, _add_tracking):
+        add(sub)
