@@ -162,7 +162,7 @@ class HandRecorder:
         for link, geoms in self.geometry.geoms.items():
             for geom in geoms:
                 log(f"/world/palm/links/{link}/{geom.name}", _primitive(geom), static=True)
-        for j, name in enumerate(hand.JOINT_NAMES):
+        for name in hand.JOINT_NAMES:
             log(f"/joints/{name}", rr.SeriesLines(names=list(JOINT_SERIES), colors=list(JOINT_COLORS)), static=True)
         log("/rotation/about_axis", rr.SeriesLines(names=["rotation about the axis (rad)"]), static=True)
         log("/policy/timing", rr.SeriesLines(names=list(TIMING_SERIES)), static=True)
