@@ -69,7 +69,9 @@ def test_gap_monitor_joins_the_graph_only_when_asked(tmp_path):
     model.write_bytes(b"")  # the graph checks that the file exists; the node checks its contract
     specs = app.nodes(graph.resolve_arguments(app, {"monitor_gap": "true", "gap_model": str(model), "world": "source"}))
     by_name = {s.executable: s for s in specs}
-    assert by_name["gap_monitor"].parameters == {"model": str(model)} and not by_name["gap_monitor"].required
+    # in the sim graph it runs on the simulation's /clock like every other node
+    assert by_name["gap_monitor"].parameters == {"model": str(model), "use_sim_time": True}
+    assert not by_name["gap_monitor"].required
     assert by_name["hand_driver"].parameters["world"] == "source"
     default = app.nodes(graph.resolve_arguments(app, {}))
     assert "gap_monitor" not in {s.executable for s in default} and default[0].parameters["world"] == "target"
