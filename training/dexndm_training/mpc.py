@@ -93,9 +93,7 @@ class PredictiveSampler:
         self.plan = np.zeros((n, self.knots, hand.NUM_JOINTS))  # knots of each world's nominal plan
         sim = env.sim
         self._substeps = sim.config.substeps
-        self._spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
-        self._nstate = mujoco.mj_stateSize(sim.models[0], self._spec)
-        self._scratch = [mujoco.MjData(sim.models[0]) for _ in range(max(1, cfg.threads) if cfg.threads > 1 else 1)]
+        self._scratch = [mujoco.MjData(sim.models[0]) for _ in range(max(1, cfg.threads))]
         self._qadr = sim._obj_qadr  # object free joint: position, then quaternion w x y z
         self._start_quat = np.tile([0.0, 0.0, 0.0, 1.0], (n, 1))
         self._pool = mj_rollout.Rollout(nthread=max(1, cfg.threads)) if cfg.threads > 1 else None
@@ -206,8 +204,8 @@ class PredictiveSampler:
 
 
 # ----------------------------------------------------------------------------------------------- collection
-def _episode_rotation(result) -> np.ndarray:
-    """Rot (rad) of each episode of a Rollout, counted over its alive steps (dexndm_training.metrics)."""
+def _episode_metrics(result) -> dict[str, np.ndarray]:
+    """Per-episode metrics (Rot, TTF, RotP, ...) of a Rollout, counted over its alive steps (dexndm_training.metrics)."""
     from dexndm_training import metrics
 
     per = metrics.episode_metrics(result.object_quat, result.angvel, result.axis_world, result.alive,
@@ -261,7 +259,7 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
         finally:
             teacher.close()
             env.close()
-        per = _episode_rotation(result)
+        per = _episode_metrics(result)
         keep = result.success & (per["rot"] >= min_rot)
         survived = np.flatnonzero(result.success)  # the order successful_episodes keeps
         episodes = [ep for ep, i in zip(successful_episodes(result, env_cfg.object, source="mpc"), survived) if keep[i]]

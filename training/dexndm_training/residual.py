@@ -28,7 +28,7 @@ import torch
 
 from dexndm_description import hand
 from dexndm_policy import contract, observation
-from dexndm_training.dynamics import TransitionWindows, load_dynamics, load_windows, portable_path
+from dexndm_training.dynamics import TransitionWindows, _save_atomic, load_dynamics, load_windows, portable_path
 from dexndm_training.networks import ResidualPolicy
 
 MODEL_FILE = "residual.pt"
@@ -193,9 +193,7 @@ def train_residual(cfg: ResidualConfig, out_dir: str | os.PathLike, dynamics: to
                            "model": getattr(dynamics, "config", dict)(),
                            "fitted_on": dyn_record.get("fitted_on", [])},
               "datasets": [portable_path(p) for p in cfg.datasets]}
-    tmp = out_dir / (MODEL_FILE + ".tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, out_dir / MODEL_FILE)
+    _save_atomic(record, out_dir / MODEL_FILE)
     (out_dir / "residual_report.json").write_text(json.dumps({k: v for k, v in record.items() if k != "state_dict"},
                                                              indent=1))
     return policy, report
