@@ -89,6 +89,8 @@ def load_pairs(datasets: list[Dataset], only_successful: bool = True, eval_fract
                 rows = np.concatenate([np.arange(ds.episodes[i]["start"], ds.episodes[i]["start"] + length) for i in group])
                 take = {k: np.asarray(ds[k][rows]).reshape(len(group), length, -1) for k in ("q", "base_target", "wrist", "axis")}
                 obs, delta = episode_observations(take["q"], take["base_target"], take["wrist"], take["axis"])
+                if "label" in ds.arrays:  # an expert labelled these states (DAgger): clone its deltas
+                    delta = np.clip(np.asarray(ds["label"][rows]).reshape(len(group), length, -1), -1.0, 1.0)
                 parts[split].append((obs.reshape(-1, observation.OBS_DIM), delta.reshape(-1, hand.NUM_JOINTS)))
     if not parts["train"]:
         raise ValueError("no successful episodes to clone in the given datasets; collect rollouts first "

@@ -170,6 +170,9 @@ def _add_mpc(sub) -> None:
     p.add_argument("--out", required=True, help="run directory: config.json, curve.json, shards/round_NNNN/")
     p.add_argument("--rounds", type=int, default=10, help="more rounds to run (one episode per world each)")
     p.add_argument("--min-rot", type=float, default=2.0, help="rad an episode must turn to be kept")
+    p.add_argument("--student", default=None,
+                   help="DAgger: a student (.onnx or generalist.pt) acts, the teacher labels every state it visits")
+    p.add_argument("--beta", type=float, default=0.0, help="DAgger: chance per tick that the teacher acts instead")
     defaults = MPCConfig()
     for f in fields(MPCConfig):
         if f.name in ("seed", "threads"):
@@ -187,7 +190,7 @@ def _cmd_mpc(args) -> int:
     env_cfg = _env_config(args)
     cfg = mpc.MPCConfig(**{f.name: getattr(args, f.name) for f in fields(mpc.MPCConfig) if f.name not in ("seed", "threads")},
                         seed=args.seed, threads=args.threads)
-    s = mpc.collect(env_cfg, cfg, args.out, args.rounds, min_rot=args.min_rot)
+    s = mpc.collect(env_cfg, cfg, args.out, args.rounds, min_rot=args.min_rot, student=args.student, beta=args.beta)
     print(f"out={args.out} rounds={s['rounds']} episodes={s['episodes']} kept={s['kept']} rot_rad={s['rot']:.3f} "
           f"ttf={s['ttf']:.3f} rotp={s['rotp']:.3f} wall_s={s['wall_s']:.0f}")
     return 0

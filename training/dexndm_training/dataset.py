@@ -13,6 +13,8 @@ A dataset is a directory:
     episode.npy        int32   [T]      episode index
     step.npy           int32   [T]      step index within the episode
     success.npy        bool    [T]      the episode survived all its steps
+    label.npy          float32 [T, 16]  optional: an expert's delta at q_t (DAgger: the teacher labels the
+                                        student's states); without it BC derives the delta from base_target
 
 Rows of one episode are contiguous and in time order, so histories can be cut from them.
 Arrays open with mmap_mode='r'. Splits are by episode, never by row.
@@ -43,6 +45,8 @@ ARRAYS: dict[str, tuple[str, tuple[int, ...]]] = {
     "success": ("bool", ()),
 }
 PER_STEP = ("q", "target", "base_target", "next_q", "wrist", "axis")
+#: Arrays a dataset may hold or not; written when every episode carries them.
+OPTIONAL: dict[str, tuple[str, tuple[int, ...]]] = {"label": ("float32", (hand.NUM_JOINTS,))}
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Episode:
     wrist: np.ndarray
     axis: np.ndarray
     base_target: np.ndarray | None = None
+    label: np.ndarray | None = None  # [L, 16] an expert's delta at each step (OPTIONAL["label"])
     success: bool = True
     source: str = ""
     wrist_label: str = ""
@@ -73,7 +78,12 @@ def write_dataset(path: str | os.PathLike, episodes: list[Episode], provenance: 
         raise ValueError("no episodes to write")
     tmp = path.with_name(path.name + f".partial-{os.getpid()}")
     tmp.mkdir(parents=True)
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in ARRAYS}
+    optional = [name for name in OPTIONAL if all(getattr(ep, name) is not None for ep in episodes)]
+    partly = [name for name in OPTIONAL if name not in optional and any(getattr(ep, name) is not None for ep in episodes)]
+    if partly:
+        raise ValueError(f"only some episodes carry {partly}: give it for every episode or for none")
+    layout = {**ARRAYS, **{name: OPTIONAL[name] for name in optional}}
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in layout}
     meta, start = [], 0
     for index, ep in enumerate(episodes):
         n = len(ep)
@@ -84,8 +94,9 @@ def write_dataset(path: str | os.PathLike, episodes: list[Episode], provenance: 
             "base_target": ep.target if ep.base_target is None else ep.base_target,
             "wrist": np.broadcast_to(ep.wrist, (n, 4)), "axis": np.broadcast_to(ep.axis, (n, 3)),
         }
-        for name in PER_STEP:
-            dtype, tail = ARRAYS[name]
+        steps.update({name: getattr(ep, name) for name in optional})
+        for name in (*PER_STEP, *optional):
+            dtype, tail = layout[name]
             arr = np.asarray(steps[name], dtype=dtype)
             if arr.shape != (n, *tail):
                 raise ValueError(f"episode {index}: {name} has shape {arr.shape}, expected {(n, *tail)}")
@@ -103,7 +114,7 @@ def write_dataset(path: str | os.PathLike, episodes: list[Episode], provenance: 
         "joint_names": list(hand.JOINT_NAMES),
         "num_transitions": start,
         "episodes": meta,
-        "arrays": {name: {"dtype": d, "shape": [start, *t]} for name, (d, t) in ARRAYS.items()},
+        "arrays": {name: {"dtype": d, "shape": [start, *t]} for name, (d, t) in layout.items()},
         "provenance": {"created_unix": time.time(), **(provenance or {})},
     }
     (tmp / "index.json").write_text(json.dumps(index, indent=1))
@@ -124,7 +135,8 @@ class Dataset:
             raise ValueError(f"{self.path}: layout version {self.index.get('layout_version')}, expected {LAYOUT_VERSION}")
         if self.index["joint_names"] != list(hand.JOINT_NAMES):
             raise ValueError(f"{self.path}: joint names differ from the joint table")
-        self.arrays = {name: np.load(self.path / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        names = [*ARRAYS, *(name for name in OPTIONAL if name in self.index.get("arrays", {}))]
+        self.arrays = {name: np.load(self.path / f"{name}.npy", mmap_mode="r") for name in names}
 
     def __len__(self) -> int:
         return int(self.index["num_transitions"])

@@ -213,7 +213,66 @@ def _episode_metrics(result) -> dict[str, np.ndarray]:
     return per
 
 
-def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, progress: bool = True) -> dict:
+class DaggerMix:
+    """DAgger's executed policy: per world and tick the teacher's delta with probability beta, else the
+    student's. The teacher plans at every tick either way, and its delta is kept as the label of the state
+    (`labels`, one [N, 16] array per tick), so the student learns what the teacher would do where the
+    student actually goes."""
+
+    def __init__(self, teacher, student, beta: float, seed: int = 0):
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta}")
+        self.teacher, self.student, self.beta = teacher, student, beta
+        self.rng = np.random.default_rng(seed)
+        self.labels: list[np.ndarray] = []
+
+    def __call__(self, obs):
+        import torch
+
+        label = self.teacher(obs)
+        self.labels.append(label.numpy().copy())
+        if self.student is None or self.beta >= 1.0:
+            return label
+        own = self.student(obs).float()
+        use_teacher = torch.from_numpy(self.rng.random(len(label)) < self.beta)[:, None]
+        return torch.where(use_teacher, label, torch.clamp(own, -1.0, 1.0))
+
+
+def load_student(path):
+    """A student policy callable from a generalist .onnx or a BC checkpoint (generalist.pt)."""
+    from pathlib import Path
+
+    from dexndm_training.rollout import OnnxPolicy, TorchPolicy
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"student {path} not found; train one with dexndm-train bc (generalist.pt) "
+                                "or export it (generalist.onnx)")
+    if path.suffix == ".onnx":
+        return OnnxPolicy(path)
+    from dexndm_training.bc import load_generalist
+
+    return TorchPolicy(load_generalist(path))
+
+
+def _labelled_episodes(result, labels: np.ndarray, object_set: str, min_length: int) -> list:
+    """DAgger episodes: every world's steps up to its fall (or the end), with the teacher's labels."""
+    from dexndm_training.dataset import Episode
+
+    out = []
+    for i in range(len(result.alive)):
+        n = int(min(result.alive[i], result.q.shape[1]))
+        if n < min_length:
+            continue
+        out.append(Episode(q=result.q[i, :n], target=result.target[i, :n], next_q=result.next_q[i, :n],
+                           wrist=result.wrist[i], axis=result.axis[i], base_target=result.target[i, :n],
+                           label=labels[i, :n], success=bool(result.success[i]), source="dagger",
+                           wrist_label=result.wrist_labels[i], object_set=object_set))
+    return out
+
+
+def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, progress: bool = True,
+            student=None, beta: float = 0.0) -> dict:
     """Run the teacher for `rounds` more rounds (one episode per world each) into `out`; resumable.
 
     Each round is written as its own dataset shard, `out/shards/round_NNNN/` (only episodes that survived
@@ -221,6 +280,11 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
     TTF, RotP of all its episodes, env steps and wall time so far). A killed run loses at most the round
     in progress; run the same command again to go on. The env seed of round r is env_cfg.seed + r, so
     rounds never repeat episodes.
+
+    DAgger: with `student` (a .onnx or generalist.pt path) the worlds execute the student's deltas (the
+    teacher's with probability `beta` per tick) and the shard keeps every world's steps up to its fall,
+    labelled with the teacher's delta (the dataset's `label` array; BC clones those). The curve then
+    measures the executed mix, i.e. the student when beta = 0.
     """
     import json
     import time
@@ -254,24 +318,34 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
         start = time.time()
         env = RotationEnv(replace(env_cfg, seed=env_cfg.seed + r))
         teacher = PredictiveSampler(env, replace(cfg, seed=cfg.seed + r))
+        mix = DaggerMix(teacher, None if student is None else load_student(student), beta, seed=cfg.seed + r)
         try:
-            result = rollout(env, _Progress(teacher, env_cfg.episode_steps, f"round {r}") if progress else teacher)
+            result = rollout(env, _Progress(mix, env_cfg.episode_steps, f"round {r}") if progress else mix)
         finally:
             teacher.close()
             env.close()
         per = _episode_metrics(result)
-        keep = result.success & (per["rot"] >= min_rot)
-        survived = np.flatnonzero(result.success)  # the order successful_episodes keeps
-        episodes = [ep for ep, i in zip(successful_episodes(result, env_cfg.object, source="mpc"), survived) if keep[i]]
+        if student is None:
+            keep = result.success & (per["rot"] >= min_rot)
+            survived = np.flatnonzero(result.success)  # the order successful_episodes keeps
+            episodes = [ep for ep, i in zip(successful_episodes(result, env_cfg.object, source="mpc"), survived) if keep[i]]
+            provenance = {"source": "mpc", "round": r, **config}
+        else:
+            labels = np.zeros_like(result.q)
+            labels[:, : len(mix.labels)] = np.stack(mix.labels, axis=1)
+            episodes = _labelled_episodes(result, labels, env_cfg.object, min_length=cfg.horizon)
+            keep = np.array([True] * len(episodes))
+            provenance = {"source": "dagger", "round": r, "student": str(student), "beta": beta, **config}
         shard = out / "shards" / f"round_{r:04d}"
         if episodes:
-            write_dataset(shard, episodes, provenance={"source": "mpc", "round": r, **config})
+            write_dataset(shard, episodes, provenance=provenance)
         steps = int(np.sum(np.minimum(result.alive, result.q.shape[1])))
         previous = curve[-1] if curve else {"env_steps": 0, "wall_s": 0.0}
         curve.append({"round": r, "episodes": int(len(keep)), "kept": int(keep.sum()),
                       "rot": float(per["rot"].mean()), "ttf": float(per["ttf"].mean()),
                       "rotp": float(per["rotp"].mean()), "env_steps": previous["env_steps"] + steps,
-                      "wall_s": previous["wall_s"] + time.time() - start})
+                      "wall_s": previous["wall_s"] + time.time() - start,
+                      **({} if student is None else {"student": str(student), "beta": beta})})
         tmp = curve_file.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(curve, indent=1))
         tmp.replace(curve_file)

@@ -152,3 +152,45 @@ def test_collection_writes_shards_and_a_curve_and_resumes(tmp_path, capsys):
     changed = [a if a != "6" else "7" for a in args]
     assert main(changed) == 2  # another config in the same directory is refused with a clear error
     assert "another config" in capsys.readouterr().err
+
+
+def test_dagger_runs_the_student_and_keeps_the_teachers_labels(tmp_path):
+    """With a student, the worlds execute the student's deltas (here a still hand: every delta 0) while the
+    shard stores the teacher's deltas at those states; BC then clones the labels, not what was executed."""
+    from dexndm_training.bc import BCConfig, load_pairs, train_bc
+    from dexndm_training.networks import GeneralistPolicy
+
+    still = GeneralistPolicy(32, 1)
+    for p in still.mlp.parameters():
+        torch.nn.init.zeros_(p)
+    student = tmp_path / "still.pt"
+    torch.save({"state_dict": still.state_dict(), "config": {"width": 32, "blocks": 1}}, student)
+    out = tmp_path / "dagger"
+    args = ["mpc", "--object", "normal_cuboid", "--num-envs", "2", "--episode-steps", "12", "--rounds", "1",
+            "--samples", "6", "--horizon", "6", "--knot-every", "3", "--threads", "1", "--out", str(out),
+            "--student", str(student), "--beta", "0"]
+    assert main(args) == 0
+    curve = json.loads((out / "curve.json").read_text())
+    assert curve[0]["student"] == str(student) and curve[0]["beta"] == 0.0
+    data = Dataset(out / "shards" / "round_0000")
+    assert data.index["provenance"]["source"] == "dagger"
+    assert len(data.episodes) == 2  # failed or not, every world's steps are labelled (here none fell)
+    first = data.episode_slice(0)
+    assert np.allclose(np.diff(data["target"][first], axis=0), 0.0, atol=1e-6)  # the still student acted
+    labels = np.asarray(data["label"][first])
+    assert labels.shape == (12, 16) and np.abs(labels).max() > 0.05  # the teacher wanted to move
+    pairs = load_pairs([data], only_successful=False, eval_fraction=0.5)
+    train_ids, _ = data.split_episodes(0.5, 0)
+    assert np.allclose(pairs["train"][1], np.asarray(data["label"][data.episode_slice(int(train_ids[0]))]).clip(-1, 1))
+    _, report = train_bc(BCConfig(width=32, blocks=1, epochs=1, batch_size=8, datasets=[str(out / "shards" / "round_0000")],
+                                  only_successful=False), tmp_path / "bc", progress=False)
+    assert report["train_rows"] == 12
+
+
+def test_dagger_refuses_a_missing_student_and_a_bad_beta(tmp_path):
+    from dexndm_training.mpc import DaggerMix, load_student
+
+    with pytest.raises(FileNotFoundError, match="dexndm-train bc"):
+        load_student(tmp_path / "nope.pt")
+    with pytest.raises(ValueError, match="beta"):
+        DaggerMix(None, None, 1.5)
