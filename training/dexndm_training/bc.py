@@ -43,6 +43,7 @@ class BCConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     only_successful: bool = True
+    motion: bool = True  # the network also sees the history's steps (networks.motion_features)
     datasets: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -137,8 +138,8 @@ def train_bc(cfg: BCConfig, out_dir: str | os.PathLike, progress: bool = True) -
     pairs = load_pairs([Dataset(p) for p in cfg.datasets], cfg.only_successful, cfg.eval_fraction, cfg.seed)
     train_obs, train_delta = (torch.from_numpy(a) for a in pairs["train"])
     eval_obs, eval_delta = (torch.from_numpy(a).to(device) for a in pairs["eval"])
-    model = GeneralistPolicy(cfg.width, cfg.blocks)
-    model.normalizer.fit(train_obs)
+    model = GeneralistPolicy(cfg.width, cfg.blocks, cfg.motion)
+    model.normalizer.fit(torch.cat([model.inputs(train_obs[i : i + 65536]) for i in range(0, len(train_obs), 65536)]))
     model.to(device)
     net: nn.Module = model
     if distributed:
@@ -201,6 +202,6 @@ def load_generalist(path: str | os.PathLike) -> GeneralistPolicy:
     """A generalist saved by train_bc, on the CPU in eval mode."""
     saved = torch.load(path, map_location="cpu", weights_only=False)
     cfg = saved["config"]
-    model = GeneralistPolicy(cfg["width"], cfg["blocks"])
+    model = GeneralistPolicy(cfg["width"], cfg["blocks"], cfg.get("motion", False))
     model.load_state_dict(saved["state_dict"])
     return model.eval()

@@ -281,6 +281,8 @@ def _add_bc(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--all-episodes", action="store_true", help="also clone failed episodes")
+    p.add_argument("--no-motion", action="store_true", help="the network sees the raw history only "
+                   "(no networks.motion_features)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_bc)
 
@@ -290,7 +292,7 @@ def _cmd_bc(args) -> int:
 
     cfg = bc.BCConfig(width=args.width, blocks=args.blocks, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, device=args.device, datasets=list(args.datasets), seed=args.seed,
-                      only_successful=not args.all_episodes)
+                      only_successful=not args.all_episodes, motion=not args.no_motion)
     _, report = bc.train_bc(cfg, args.out)
     print(f"bc_eval_mse={report['best_eval_mse']:.5f} zero_action_mse={report['zero_action_eval_mse']:.5f} "
           f"train_rows={report['train_rows']} seconds={report['seconds']:.1f}")

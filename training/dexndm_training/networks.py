@@ -52,16 +52,38 @@ class ResidualMLP(nn.Module):
         return self.out(self.blocks(self.inp(x)))
 
 
-class GeneralistPolicy(nn.Module):
-    """obs [N, 327] -> delta [N, 16] in [-1, 1] (tanh)."""
+def motion_features(obs: torch.Tensor) -> torch.Tensor:
+    """[N, 304] from the contract's history, in action units (rad x 24, one unit = the largest step):
+    the commanded steps a_k - a_{k-1} and the joint steps q_k - q_{k-1} of the last 9 ticks, and the
+    newest tracking error a_{t-1} - q_t. The history already holds them, but as differences of strongly
+    correlated angles about 0.04 rad apart; a small network on little data overfits the angles instead."""
+    hist = obs[:, observation.HISTORY_SLICE].reshape(-1, observation.HISTORY, observation.STEP_DIM)
+    q, a = hist[..., : hand.NUM_JOINTS], hist[..., hand.NUM_JOINTS :]
+    scale = 1.0 / hand.ACTION_SCALE
+    return torch.cat([((a[:, 1:] - a[:, :-1]) * scale).flatten(1), ((q[:, 1:] - q[:, :-1]) * scale).flatten(1),
+                      (a[:, -1] - q[:, -1]) * scale], dim=-1)
 
-    def __init__(self, width: int = 256, blocks: int = 2):
+
+MOTION_DIM = 2 * (observation.HISTORY - 1) * hand.NUM_JOINTS + hand.NUM_JOINTS
+
+
+class GeneralistPolicy(nn.Module):
+    """obs [N, 327] -> delta [N, 16] in [-1, 1] (tanh). With `motion` the network also sees
+    `motion_features` (computed inside the graph, so the ONNX contract is unchanged)."""
+
+    def __init__(self, width: int = 256, blocks: int = 2, motion: bool = False):
         super().__init__()
-        self.normalizer = Normalizer(observation.OBS_DIM)
-        self.mlp = ResidualMLP(observation.OBS_DIM, hand.NUM_JOINTS, width, blocks)
+        self.motion = bool(motion)
+        dim = observation.OBS_DIM + (MOTION_DIM if self.motion else 0)
+        self.normalizer = Normalizer(dim)
+        self.mlp = ResidualMLP(dim, hand.NUM_JOINTS, width, blocks)
+
+    def inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the normalizer sees (fit it on these)."""
+        return torch.cat([obs, motion_features(obs)], dim=-1) if self.motion else obs
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.mlp(self.normalizer(obs)))
+        return torch.tanh(self.mlp(self.normalizer(self.inputs(obs))))
 
 
 #: Where the newest step of the history sits in obs: q_t and a_{t-1} (rad).

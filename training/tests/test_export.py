@@ -71,3 +71,24 @@ def test_parity_error_detects_a_graph_that_differs(exported):
     out, gen, _, _ = exported
     other = GeneralistPolicy(width=64, blocks=1)
     assert export.parity_error(other, "generalist", str(out / "generalist.onnx")) > export.PARITY_TOLERANCE
+
+
+def test_a_generalist_with_motion_features_exports_with_parity_and_sees_the_steps(tmp_path):
+    """The motion features are the history's steps in action units, computed inside the ONNX graph."""
+    from dexndm_policy import observation
+    from dexndm_training.networks import MOTION_DIM, motion_features
+
+    obs = torch.zeros(1, observation.OBS_DIM)
+    hist = obs[:, observation.HISTORY_SLICE].view(1, observation.HISTORY, observation.STEP_DIM)
+    hist[0, :, 16 + 3] = torch.arange(observation.HISTORY) / 24.0  # joint 3's target climbs one full step a tick
+    hist[0, -1, 3] = 0.5 / 24.0  # its newest q lags behind
+    feats = motion_features(obs)
+    assert feats.shape == (1, MOTION_DIM)
+    steps = feats[0, : 9 * 16].view(9, 16)
+    assert torch.allclose(steps[:, 3], torch.ones(9)) and torch.count_nonzero(steps[:, [0, 1, 2, 4]]) == 0
+    assert feats[0, -16 + 3] == pytest.approx(9.0 - 0.5)  # tracking error a_{t-1} - q_t
+    torch.manual_seed(1)
+    gen = GeneralistPolicy(width=32, blocks=1, motion=True)
+    gen.normalizer.fit(gen.inputs(torch.randn(64, observation.OBS_DIM) * 0.3))
+    error = export.export_policy(gen, contract.KIND_GENERALIST, tmp_path / "g.onnx", {"motion": True}, "test")
+    assert error < export.PARITY_TOLERANCE
