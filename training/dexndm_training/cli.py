@@ -87,7 +87,8 @@ def _dataclass_args(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ())
         default = f.default if f.default is not MISSING else f.default_factory()
         flag = "--" + f.name.replace("_", "-")
         if isinstance(default, list):
-            p.add_argument(flag, type=type(default[0]), nargs="+", default=default, help=f"{cls.__name__}.{f.name}")
+            p.add_argument(flag, type=type(default[0]) if default else str, nargs="+" if default else "*", default=default,
+                           help=f"{cls.__name__}.{f.name}")
         else:
             p.add_argument(flag, type=type(default), default=default, help=f"{cls.__name__}.{f.name}")
 
@@ -447,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_evaluate_grid, _add_sysid):
         add(sub)
     ndm_cli.register(sub)
+    from dexndm_training import dagger
+
+    dagger.register(sub)
     for action in sub.choices.values():
         action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2
     bags.register(sub)

@@ -1,0 +1,55 @@
+"""`dexndm-train dagger`: the student acts, the teacher labels, BC retrains, the curve grows, a rerun resumes."""
+import json
+
+import torch
+
+from dexndm_training.cli import main
+from dexndm_training.dataset import Dataset
+from dexndm_training.networks import GeneralistPolicy
+
+TINY = ["--objects", "normal_cuboid", "--num-envs", "2", "--episode-steps", "12", "--threads", "1", "--samples", "6",
+        "--horizon", "6", "--knot-every", "3", "--width", "16", "--blocks", "1", "--epochs", "1", "--batch-size", "8",
+        "--eval-episodes", "2"]
+
+
+def _still_student(path):
+    net = GeneralistPolicy(16, 1, motion=True)
+    for p in net.mlp.parameters():
+        torch.nn.init.zeros_(p)
+    torch.save({"state_dict": net.state_dict(), "config": {"width": 16, "blocks": 1, "motion": True}}, path)
+    return path
+
+
+def test_dagger_iterates_labels_the_students_states_and_resumes(tmp_path, capsys):
+    out = tmp_path / "dagger"
+    init = _still_student(tmp_path / "still.pt")
+    assert main(["dagger", "--out", str(out), "--iterations", "1", "--init-student", str(init), *TINY]) == 0
+    curve = json.loads((out / "curve.json").read_text())
+    assert len(curve) == 1 and curve[0]["beta"] == 0.5 and curve[0]["student"] == "student_0001.pt"
+    assert {"rot", "ttf", "rotp", "mix"} <= set(curve[0]["normal_cuboid"])
+    assert (out / "student_0001.pt").exists()
+    shard = Dataset(out / "normal_cuboid" / "shards" / "round_0000")
+    assert shard.index["provenance"]["source"] == "dagger" and "label" in shard.arrays
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith(f"out={out} iterations=1 normal_cuboid_rot_rad=")
+    # a rerun goes on: iteration 1 with student_0001 acting, a lower beta, BC on both rounds
+    assert main(["dagger", "--out", str(out), "--iterations", "1", *TINY]) == 0
+    curve = json.loads((out / "curve.json").read_text())
+    assert [c["iteration"] for c in curve] == [0, 1] and curve[1]["beta"] < curve[0]["beta"]
+    assert curve[1]["train_rows"] > curve[0]["train_rows"] and curve[1]["env_steps"] > curve[0]["env_steps"]
+    mpc_curve = json.loads((out / "normal_cuboid" / "curve.json").read_text())
+    assert mpc_curve[1]["student"].endswith("student_0001.pt")
+    assert any((out / "tb").iterdir())
+
+
+def test_dagger_refuses_a_new_run_without_a_student_and_a_changed_config(tmp_path, capsys):
+    out = tmp_path / "dagger"
+    assert main(["dagger", "--out", str(out), "--iterations", "1", *TINY]) == 2
+    assert "--init-student" in capsys.readouterr().err
+    assert main(["dagger", "--out", str(out), "--iterations", "0", "--init-student", str(tmp_path / "nope.pt"), *TINY]) == 2
+    assert "not found" in capsys.readouterr().err
+    init = _still_student(tmp_path / "still.pt")
+    assert main(["dagger", "--out", str(out), "--iterations", "0", "--init-student", str(init), *TINY]) == 0
+    changed = [a if a != "6" else "7" for a in TINY]
+    assert main(["dagger", "--out", str(out), "--iterations", "1", *changed]) == 2
+    assert "another config" in capsys.readouterr().err
