@@ -4,6 +4,7 @@
     dexndm-train collect    --policy runs/ppo_cyl --episodes 200 --out runs/data/cyl
     dexndm-train bc         --datasets runs/data/cyl --out runs/bc
     dexndm-train export     --checkpoint runs/bc/generalist.pt --out src/dexndm_policy/models/generalist.onnx
+    dexndm-train make-default-models --out DIR   (an untrained generalist + residual of the contract's shape)
     dexndm-train evaluate   --policy src/dexndm_policy/models/generalist.onnx --episodes 50
     dexndm-train evaluate-grid --policy ... --out runs/eval
     dexndm-train convert-bags BAGS... OUT   (robot bags -> transition dataset, see dexndm_training.bags)
@@ -18,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from dexndm_training import bags, ndm_cli, view_bag
+from dexndm_training import bags, default_models, ndm_cli, view_bag
 
 
 def _env_args(p: argparse.ArgumentParser, num_envs: int = 64) -> None:
@@ -447,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_evaluate_grid, _add_sysid):
         add(sub)
     ndm_cli.register(sub)
+    default_models.register(sub)
     for action in sub.choices.values():
         action.set_defaults(clean_errors=True)  # these print a one-line error and exit 2
     bags.register(sub)
