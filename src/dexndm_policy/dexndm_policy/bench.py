@@ -6,9 +6,9 @@ core (taskset -c 0). Measured for the installed default models, or for the model
 
     python -m dexndm_policy.bench [--states 400] [--generalist PATH --residual PATH]
 
-Ends with one key=value line. The training-dependent figures (a width-256 pair exported on the spot,
-onnxruntime against PyTorch eager) are `python -m dexndm_training.policy_bench`, which reuses
-`dds_latency` from here.
+Ends with one key=value line. The figures that need torch (a width-256 pair exported on the spot,
+onnxruntime against PyTorch eager) come from the training package's policy bench (`make bench`), which
+reuses `dds_latency` from here: this package never imports training.
 """
 from __future__ import annotations
 
