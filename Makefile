@@ -15,7 +15,7 @@ test:
 
 bench: setup
 	scripts/run python -m dexndm_driver.bench
-	scripts/run python -m dexndm_policy.bench
+	scripts/run python -m dexndm_training.policy_bench  # includes dexndm_policy.bench for the default models
 	scripts/run python -m dexndm.bench_viz
 
 clean:

@@ -3,19 +3,16 @@
 The domain is claimed with an exclusive lock file so that concurrent test runs on one machine
 (developers, CI, helpers) never see each other's topics. Every rclpy process a test starts
 inherits both variables through os.environ.
+
+Nothing here touches sys.path: the ROS packages' tests see what an installed workspace sees, and the
+training tests import `dexndm_training` through its editable install (`pip install -e training`, done
+by scripts/setup.sh); launch/test/test_dependencies.py checks that nothing below training imports it.
 """
 from __future__ import annotations
 
 import fcntl
 import os
-import sys
 import tempfile
-
-# This checkout's training package, not the one the shared venv's editable install points at
-# (worktrees share one venv); PYTHONPATH carries it into subprocesses.
-_TRAINING = os.path.join(os.path.dirname(os.path.abspath(__file__)), "training")
-sys.path.insert(0, _TRAINING)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_TRAINING, os.environ.get("PYTHONPATH", "")) if p)
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")

@@ -1,14 +1,9 @@
-"""Test this checkout's dexndm_training, whichever checkout the shared venv's editable install points at."""
-import os
-import sys
+"""Training tests: torch on one intra-op thread.
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-if sys.path[0] != _HERE:
-    sys.path.insert(0, _HERE)
-for _name in [m for m in sys.modules if m == "dexndm_training" or m.startswith("dexndm_training.")]:
-    del sys.modules[_name]
-
-import torch  # noqa: E402
+`dexndm_training` comes from its editable install (scripts/setup.sh runs `pip install -e training`);
+a second checkout sharing the venv tests its own copy with PYTHONPATH=<checkout>/training.
+"""
+import torch
 
 # The test machines are small and shared: one intra-op thread avoids oversubscription stalls.
 torch.set_num_threads(1)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dexndm import graph, viz
+from dexndm_description import interfaces as ros
 from dexndm.runner import graph_environment, node_command
 
 LIMIT_MS = 1.0  # the viewer may add at most this to the p99
@@ -42,28 +43,27 @@ class Probe:
     def __init__(self):
         import rclpy
         from rclpy.node import Node
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
 
         from dexndm_msgs.msg import HandCommand
 
         self.rclpy = rclpy
         self.node = Node("viz_bench_probe")
-        qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+        qos = ros.MONITOR_STREAM.profile()
         self.written: dict[int, float] = {}
         self.phase: list[float] | None = None
         self.received: list[float] | None = None
-        self.node.create_subscription(JointState, "/leap_hand/joint_states", self.on_state, qos)
-        self.node.create_subscription(HandCommand, "/leap_hand/command", self.on_command, qos)
+        self.node.create_subscription(JointState, ros.JOINT_STATES, self.on_state, qos)
+        self.node.create_subscription(HandCommand, ros.HAND_COMMAND, self.on_command, qos)
 
     def on_state(self, msg, info) -> None:
-        self.written[msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec] = info["source_timestamp"] * 1e-9
+        self.written[ros.stamp_to_ns(msg.header.stamp)] = info["source_timestamp"] * 1e-9
         if len(self.written) > 2000:
             for key in sorted(self.written)[:1000]:
                 del self.written[key]
 
     def on_command(self, msg, info) -> None:
-        written = self.written.get(msg.state_stamp.sec * 10**9 + msg.state_stamp.nanosec)
+        written = self.written.get(ros.stamp_to_ns(msg.state_stamp))
         if self.phase is not None and written:
             received = info["received_timestamp"] * 1e-9
             self.phase.append(1e3 * (received - written))
@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     procs = [start(specs[name], work) for name in ("hand_driver", "rotation_policy")]
     off, on, rates, kept_up, viewer_cpu = [], [], {"off": [], "on": []}, [], []
     try:
-        probe.spin(120.0, until=lambda: bool(probe.written) and probe.node.count_publishers("/leap_hand/command") > 0)
-        if probe.node.count_publishers("/leap_hand/command") == 0:
+        probe.spin(120.0, until=lambda: bool(probe.written) and probe.node.count_publishers(ros.HAND_COMMAND) > 0)
+        if probe.node.count_publishers(ros.HAND_COMMAND) == 0:
             raise RuntimeError("the graph did not come up within 120 s")
         probe.spin(10.0)  # warm-up, unmeasured
         for cycle in range(args.cycles):
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             rrd = work / f"viewer_{cycle}.rrd"
             spec = viz.viewer_nodes({"viz": "rerun", "viz_recording": str(rrd), "viz_port": "0"}, str(rrd), "bench",
                                     "normal_cylinder")[0]
-            subscribers = probe.node.count_subscribers("/leap_hand/joint_states")
+            subscribers = probe.node.count_subscribers(ros.JOINT_STATES)
             viewer = start(spec, work, f"_{cycle}")
-            probe.spin(120.0, until=lambda: probe.node.count_subscribers("/leap_hand/joint_states") > subscribers)
+            probe.spin(120.0, until=lambda: probe.node.count_subscribers(ros.JOINT_STATES) > subscribers)
             probe.spin(args.settle_s)
             cpu0, t0 = cpu_seconds(viewer.pid), time.monotonic()
             lat, rate = probe.measure(args.phase_s)

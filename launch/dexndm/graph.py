@@ -21,6 +21,11 @@ class Argument:
     default: str
     description: str
 
+    @classmethod
+    def from_param(cls, param) -> "Argument":
+        """The app argument of a node parameter declared once (a dexndm_description.parameters.Param)."""
+        return cls(param.name, str(param.default), param.description)
+
 
 @dataclass
 class NodeSpec:

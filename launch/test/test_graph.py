@@ -38,3 +38,14 @@ def test_launch_files_refuse_misspelled_arguments_like_the_cli():
     specs = graph.launch_nodes(app, {**declared, "hardware": "emulated"})
     assert specs[0].parameters["backend"] == "emulated"
 
+
+
+def test_realtime_factor_is_declared_once_for_the_apps():
+    """rotate and collect take the argument from the one declaration (dexndm_description.parameters)."""
+    from dexndm_description.parameters import REALTIME_FACTOR
+
+    for name in ("rotate", "collect"):
+        app = graph.load_app(name)
+        (arg,) = [a for a in app.ARGUMENTS if a.name == "realtime_factor"]
+        assert arg == graph.Argument.from_param(REALTIME_FACTOR)
+        assert float(graph.resolve_arguments(app, {})["realtime_factor"]) == REALTIME_FACTOR.default

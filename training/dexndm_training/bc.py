@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 class BCConfig:
     """Behaviour-cloning settings. width x blocks: the paper uses 1024 x 5 at GPU scale; CPU default 256 x 2."""
 
-    width: int = 256
-    blocks: int = 2
+    width: int = 256  # hidden width
+    blocks: int = 2  # residual blocks
     epochs: int = 30
     batch_size: int = 1024
     lr: float = 1e-3
@@ -42,9 +42,9 @@ class BCConfig:
     q_noise: float = 0.005  # rad, uniform +- on observed joint angles (the env's joint noise)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    only_successful: bool = True
+    only_successful: bool = True  # clone only episodes that kept the object (--no-only-successful: all)
     motion: bool = True  # the network also sees the history's steps (networks.motion_features)
-    datasets: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)  # dataset directories (dexndm-train collect / mpc)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,7 +95,7 @@ def load_pairs(datasets: list[Dataset], only_successful: bool = True, eval_fract
                 parts[split].append((obs.reshape(-1, observation.OBS_DIM), delta.reshape(-1, hand.NUM_JOINTS)))
     if not parts["train"]:
         raise ValueError("no successful episodes to clone in the given datasets; collect rollouts first "
-                         "(dexndm-train collect) or pass --all-episodes")
+                         "(dexndm-train collect) or pass --no-only-successful")
     out = {}
     for split, chunks in parts.items():
         if chunks:

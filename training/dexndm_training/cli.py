@@ -4,6 +4,7 @@
     dexndm-train collect    --policy runs/ppo_cyl --episodes 200 --out runs/data/cyl
     dexndm-train bc         --datasets runs/data/cyl --out runs/bc
     dexndm-train export     --checkpoint runs/bc/generalist.pt --out src/dexndm_policy/models/generalist.onnx
+    dexndm-train make-default-models --out DIR   (an untrained generalist + residual of the contract's shape)
     dexndm-train evaluate   --policy src/dexndm_policy/models/generalist.onnx --episodes 50
     dexndm-train evaluate-grid --policy ... --out runs/eval
     dexndm-train convert-bags BAGS... OUT   (robot bags -> transition dataset, see dexndm_training.bags)
@@ -18,18 +19,18 @@ import json
 import sys
 from pathlib import Path
 
-from dexndm_training import bags, ndm_cli, view_bag
+from dexndm_training import bags, config_flags, default_models, ndm_cli, view_bag
+
+#: EnvConfig fields no subcommand sets from a flag: the reward has its own dataclass; the device follows --device.
+ENV_SKIP = ("reward", "device")
 
 
-def _env_args(p: argparse.ArgumentParser, num_envs: int = 64) -> None:
-    p.add_argument("--object", default="normal_cylinder", help="object set (normal_cylinder, ..., test_irregular)")
-    p.add_argument("--wrists", nargs="+", default=["palm_up"], help="wrist names, 'all' (six named) or 'random'")
-    p.add_argument("--axes", nargs="+", default=["z"], help="axis names or sets: principal, general, diagonal, all")
-    p.add_argument("--num-envs", type=int, default=num_envs)
-    p.add_argument("--episode-steps", type=int, default=400)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="physics threads")
-    p.add_argument("--torch-threads", type=int, default=1)
+def _env_args(p: argparse.ArgumentParser, skip: tuple[str, ...] = (), defaults: dict | None = None) -> None:
+    """The rotation environment's flags, one per EnvConfig field, and --torch-threads."""
+    from dexndm_training.env import EnvConfig
+
+    config_flags.add_flags(p, EnvConfig, skip=ENV_SKIP + skip, defaults=defaults)
+    p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default: %(default)s)")
 
 
 def _env_config(args):
@@ -38,9 +39,7 @@ def _env_config(args):
     from dexndm_training.env import EnvConfig
 
     torch.set_num_threads(max(1, args.torch_threads))
-    return EnvConfig(num_envs=args.num_envs, object=args.object, wrists=list(args.wrists), axes=list(args.axes),
-                     episode_steps=args.episode_steps, seed=args.seed, threads=args.threads,
-                     device=getattr(args, "device", "cpu"))
+    return EnvConfig(**config_flags.values(args, EnvConfig, skip=ENV_SKIP), device=getattr(args, "device", "cpu"))
 
 
 def _policy(spec: str, env=None):
@@ -71,48 +70,17 @@ def _policy(spec: str, env=None):
     return load_actor(path, env)
 
 
-def ppo_config_class():
+def _add_ppo(sub) -> None:
     from dexndm_training.ppo import PPOConfig
 
-    return PPOConfig
-
-
-def _dataclass_args(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = ()) -> None:
-    """One --flag per field of dataclass cls (numbers, strings, lists of numbers), defaults from the class."""
-    from dataclasses import MISSING, fields
-
-    for f in fields(cls):
-        if f.name in skip:
-            continue
-        default = f.default if f.default is not MISSING else f.default_factory()
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(default, list):
-            p.add_argument(flag, type=type(default[0]) if default else str, nargs="+" if default else "*", default=default,
-                           help=f"{cls.__name__}.{f.name}")
-        else:
-            p.add_argument(flag, type=type(default), default=default, help=f"{cls.__name__}.{f.name}")
-
-
-def _dataclass_values(args, cls, skip: tuple[str, ...] = ()) -> dict:
-    from dataclasses import fields
-
-    return {f.name: getattr(args, f.name) for f in fields(cls) if f.name not in skip and hasattr(args, f.name)}
-
-
-def _add_ppo(sub) -> None:
     p = sub.add_parser("ppo", help="train (or resume) a PPO specialist")
     _env_args(p)
     p.add_argument("--specialist", help="use the object category's preset (all wrists + random, principal and "
                    "general axes): normal_cylinder, normal_cuboid, long_cuboid, small_cylinder, irregular")
     p.add_argument("--run-dir", required=True, help="checkpoints, TensorBoard logs and run_config.json go here")
-    p.add_argument("--iterations", type=int, default=1000)
-    p.add_argument("--steps-per-env", type=int, default=32)
-    p.add_argument("--save-interval", type=int, default=25)
-    p.add_argument("--device", default="cpu", help="network device: cpu, cuda, cuda:N (physics runs on CPU)")
-    p.add_argument("--actor-groups", nargs="+", default=["policy"], help="observation groups of the actor")
-    _dataclass_args(p, ppo_config_class(), skip=("num_steps_per_env", "iterations", "save_interval", "actor_groups",
-                                                 "critic_groups", "device", "seed"))
-    p.add_argument("--no-resume", action="store_true")
+    # --seed is the env's (EnvConfig.seed) and seeds PPO too
+    config_flags.add_flags(p, PPOConfig, skip=("seed",), names={"num_steps_per_env": "--steps-per-env"})
+    p.add_argument("--no-resume", action="store_true", help="start over in --run-dir instead of resuming")
     p.set_defaults(func=_cmd_ppo)
 
 
@@ -125,23 +93,18 @@ def _cmd_ppo(args) -> int:
         preset = ppo.SPECIALISTS[args.specialist]
         args.object, args.wrists, args.axes = preset.object, list(preset.wrists), list(preset.axes)
     env_cfg = _env_config(args)
-    tuned = _dataclass_values(args, ppo.PPOConfig, skip=("num_steps_per_env", "iterations", "save_interval",
-                                                         "actor_groups", "critic_groups", "device", "seed"))
-    cfg = ppo.PPOConfig(num_steps_per_env=args.steps_per_env, iterations=args.iterations, device=args.device,
-                        save_interval=args.save_interval, actor_groups=list(args.actor_groups), seed=args.seed, **tuned)
+    cfg = ppo.PPOConfig(**config_flags.values(args, ppo.PPOConfig, skip=("seed",)), seed=args.seed)
     ppo.train(env_cfg, cfg, args.run_dir, resume=not args.no_resume)
     return 0
 
 
 def _add_gait(sub) -> None:
+    from dexndm_training.gait import SearchConfig
+
     p = sub.add_parser("gait", help="search a periodic finger gait with CEM (the specialist prior); resumes")
-    _env_args(p, num_envs=0)
+    _env_args(p, skip=("num_envs",))  # the search sizes its worlds: population x worlds_per_candidate
     p.add_argument("--out", required=True, help="directory for gait.json, history.json and the CEM state")
-    p.add_argument("--population", type=int, default=32)
-    p.add_argument("--worlds-per-candidate", type=int, default=4)
-    p.add_argument("--generations", type=int, default=100)
-    p.add_argument("--steps", type=int, default=200, help="control steps each candidate is scored over")
-    p.add_argument("--fall-penalty", type=float, default=3.0, help="rad of rotation one fall costs")
+    config_flags.add_flags(p, SearchConfig, skip=("env", "seed"))  # --seed is the env's and seeds the search
     p.add_argument("--init", help="start around this gait.json instead of zero motion")
     p.set_defaults(func=_cmd_gait)
 
@@ -150,9 +113,8 @@ def _cmd_gait(args) -> int:
     from dexndm_training import gait
 
     env_cfg = _env_config(args)
-    cfg = gait.SearchConfig(population=args.population, worlds_per_candidate=args.worlds_per_candidate,
-                            generations=args.generations, steps=args.steps, fall_penalty=args.fall_penalty,
-                            seed=args.seed, env=env_cfg)
+    cfg = gait.SearchConfig(**config_flags.values(args, gait.SearchConfig, skip=("env", "seed")), seed=args.seed,
+                            env=env_cfg)
     init = gait.Gait.load(args.init) if args.init else None
     result = gait.search(cfg, args.out, init=init)
     final = result["final"] or {}
@@ -162,35 +124,27 @@ def _cmd_gait(args) -> int:
 
 
 def _add_mpc(sub) -> None:
-    from dataclasses import fields
-
     from dexndm_training.mpc import MPCConfig
 
     p = sub.add_parser("mpc", help="the sampling-MPC teacher: collect its rotating episodes as shards; resumes")
-    _env_args(p, num_envs=8)
+    # 8 worlds, not EnvConfig's 16: each world plans `samples` candidate rollouts every tick
+    _env_args(p, defaults={"num_envs": 8})
     p.add_argument("--out", required=True, help="run directory: config.json, curve.json, shards/round_NNNN/")
     p.add_argument("--rounds", type=int, default=10, help="more rounds to run (one episode per world each)")
     p.add_argument("--min-rot", type=float, default=2.0, help="rad an episode must turn to be kept")
     p.add_argument("--student", default=None,
                    help="DAgger: a student (.onnx or generalist.pt) acts, the teacher labels every state it visits")
     p.add_argument("--beta", type=float, default=0.0, help="DAgger: chance per tick that the teacher acts instead")
-    defaults = MPCConfig()
-    for f in fields(MPCConfig):
-        if f.name in ("seed", "threads"):
-            continue
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
-                       default=getattr(defaults, f.name), help=f"MPCConfig.{f.name}")
+    config_flags.add_flags(p, MPCConfig, skip=("seed", "threads"))  # the env's --seed and --threads
     p.set_defaults(func=_cmd_mpc)
 
 
 def _cmd_mpc(args) -> int:
-    from dataclasses import fields
-
     from dexndm_training import mpc
 
     env_cfg = _env_config(args)
-    cfg = mpc.MPCConfig(**{f.name: getattr(args, f.name) for f in fields(mpc.MPCConfig) if f.name not in ("seed", "threads")},
-                        seed=args.seed, threads=args.threads)
+    cfg = mpc.MPCConfig(**config_flags.values(args, mpc.MPCConfig, skip=("seed", "threads")), seed=args.seed,
+                        threads=args.threads)
     s = mpc.collect(env_cfg, cfg, args.out, args.rounds, min_rot=args.min_rot, student=args.student, beta=args.beta)
     print(f"out={args.out} rounds={s['rounds']} episodes={s['episodes']} kept={s['kept']} rot_rad={s['rot']:.3f} "
           f"ttf={s['ttf']:.3f} rotp={s['rotp']:.3f} wall_s={s['wall_s']:.0f}")
@@ -215,16 +169,17 @@ def _cmd_curve(args) -> int:
     return 0
 
 
+GRASP_FLAGS = ("num_envs", "grasp_candidates", "seed", "threads")  # the EnvConfig fields the grasp cache reads
+
+
 def _add_grasps(sub) -> None:
     from dexndm_training import evaluate
+    from dexndm_training.env import EnvConfig
 
     p = sub.add_parser("grasps", help="success rate of the grasp cache per object set and wrist (a table, JSON)")
     p.add_argument("--objects", nargs="+", default=list(evaluate.TRAIN_OBJECTS + evaluate.TEST_OBJECTS))
     p.add_argument("--wrists", nargs="+", default=list(evaluate.WRISTS))
-    p.add_argument("--num-envs", type=int, default=16, help="worlds testing candidates in parallel")
-    p.add_argument("--candidates", type=int, default=128, help="jittered poses tried per cell")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    config_flags.add_flags(p, EnvConfig, only=GRASP_FLAGS, names={"grasp_candidates": "--candidates"})
     p.add_argument("--json", help="write the rows here")
     p.set_defaults(func=_cmd_grasps)
 
@@ -235,7 +190,7 @@ def _cmd_grasps(args) -> int:
     from dexndm_training import grasps
     from dexndm_training.env import EnvConfig
 
-    cfg = EnvConfig(num_envs=args.num_envs, grasp_candidates=args.candidates, seed=args.seed, threads=args.threads)
+    cfg = EnvConfig(**config_flags.values(args, EnvConfig, only=GRASP_FLAGS))
     cells = [(o, w) for o in args.objects for w in args.wrists]
     rows = [grasps.cache_success(o, w, cfg) for o, w in tqdm(cells, desc="grasp cache", unit="cell")]
     print(grasps.table(rows))
@@ -272,28 +227,18 @@ def _cmd_collect(args) -> int:
 
 
 def _add_bc(sub) -> None:
+    from dexndm_training.bc import BCConfig
+
     p = sub.add_parser("bc", help="behaviour-clone the generalist from datasets (torchrun for several GPUs)")
-    p.add_argument("--datasets", nargs="+", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--width", type=int, default=256)
-    p.add_argument("--blocks", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--all-episodes", action="store_true", help="also clone failed episodes")
-    p.add_argument("--no-motion", action="store_true", help="the network sees the raw history only "
-                   "(no networks.motion_features)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="directory for generalist.pt and the BC report")
+    config_flags.add_flags(p, BCConfig, required=("datasets",))
     p.set_defaults(func=_cmd_bc)
 
 
 def _cmd_bc(args) -> int:
     from dexndm_training import bc
 
-    cfg = bc.BCConfig(width=args.width, blocks=args.blocks, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, device=args.device, datasets=list(args.datasets), seed=args.seed,
-                      only_successful=not args.all_episodes, motion=not args.no_motion)
+    cfg = bc.BCConfig(**config_flags.values(args, bc.BCConfig))
     _, report = bc.train_bc(cfg, args.out)
     print(f"bc_eval_mse={report['best_eval_mse']:.5f} zero_action_mse={report['zero_action_eval_mse']:.5f} "
           f"train_rows={report['train_rows']} seconds={report['seconds']:.1f}")
@@ -407,17 +352,13 @@ def _cmd_evaluate_grid(args) -> int:
 def _add_sysid(sub) -> None:
     from dexndm_training.sysid import SysIdConfig
 
-    d = SysIdConfig()
     p = sub.add_parser("sysid", help="identify per-joint Kp, Kd and link masses of the source world's PD model "
                        "against the target world's free-hand probe trajectories (CEM, resumable)")
     p.add_argument("--out", required=True, help="directory for sysid.json, the recorded probe and the search state")
     p.add_argument("--reference", default="target", choices=("target", "source"),
                    help="world whose joint trajectories are matched")
-    p.add_argument("--wrists", nargs="+", default=list(d.wrists), help="wrist orientations the probe runs under")
-    p.add_argument("--population", type=int, default=d.population, help="candidate models simulated per iteration")
-    p.add_argument("--iterations", type=int, default=d.iterations, help="CEM iterations (a resumed run extends to this)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=2, help="physics threads")
+    config_flags.add_flags(p, SysIdConfig, skip=("probe",))
+    p.add_argument("--threads", type=int, default=2, help="physics threads (default: %(default)s)")
     p.add_argument("--fresh", action="store_true", help="discard a previous search in --out instead of resuming it")
     p.set_defaults(func=_cmd_sysid)
 
@@ -425,8 +366,7 @@ def _add_sysid(sub) -> None:
 def _cmd_sysid(args) -> int:
     from dexndm_training import sysid
 
-    cfg = sysid.SysIdConfig(wrists=tuple(args.wrists), population=args.population, iterations=args.iterations,
-                            seed=args.seed)
+    cfg = sysid.SysIdConfig(**config_flags.values(args, sysid.SysIdConfig, skip=("probe",)))
     result = sysid.identify(args.out, reference=args.reference, cfg=cfg, threads=args.threads, fresh=args.fresh)
     print(sysid.table(result))
     if result["reference_self_contact_ticks"]:
@@ -448,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                 _add_evaluate_grid, _add_sysid):
         add(sub)
     ndm_cli.register(sub)
+    default_models.register(sub)
     from dexndm_training import dagger
 
     dagger.register(sub)

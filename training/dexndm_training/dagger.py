@@ -163,26 +163,26 @@ def _tensorboard(out: Path, point: dict, objects: list[str]) -> None:
 # ---------------------------------------------------------------------------------------------------- CLI
 def register(sub) -> None:
     """`dexndm-train dagger`: flags from DaggerConfig and, for the teacher, MPCConfig."""
-    from dexndm_training.cli import _dataclass_args
+    from dexndm_training.config_flags import add_flags
 
     p = sub.add_parser("dagger", help="DAgger: the student acts, the MPC teacher labels, BC, evaluate; resumes")
     p.add_argument("--out", required=True, help="run directory: config.json, curve.json, student_NNNN.pt, <object>/shards/")
     p.add_argument("--iterations", type=int, default=10, help="more iterations to run")
     p.add_argument("--init-student", default=None, help="generalist.pt to start from (a new run needs one)")
-    _dataclass_args(p, DaggerConfig)
+    add_flags(p, DaggerConfig)
     group = p.add_argument_group("teacher (MPCConfig)")
-    _dataclass_args(group, mpc.MPCConfig, skip=("seed", "threads"))
+    add_flags(group, mpc.MPCConfig, skip=("seed", "threads"))
     p.set_defaults(func=_cmd)
 
 
 def _cmd(args) -> int:
-    from dataclasses import fields
-
     import torch
 
+    from dexndm_training.config_flags import values
+
     torch.set_num_threads(1)
-    cfg = DaggerConfig(**{f.name: getattr(args, f.name) for f in fields(DaggerConfig)})
-    teacher = mpc.MPCConfig(**{f.name: getattr(args, f.name) for f in fields(mpc.MPCConfig) if f.name not in ("seed", "threads")})
+    cfg = DaggerConfig(**values(args, DaggerConfig))
+    teacher = mpc.MPCConfig(**values(args, mpc.MPCConfig, skip=("seed", "threads")))
     curve = run(cfg, teacher, args.out, args.iterations, initial_student=args.init_student)
     if not curve:
         print(f"out={args.out} iterations=0")

@@ -95,11 +95,11 @@ def resolve_wrists(specs: tuple[str, ...] | list[str], num_envs: int, rng: np.ra
 class EnvConfig:
     """Settings of the rotation environment."""
 
-    num_envs: int = 16
-    object: str = "normal_cylinder"
-    wrists: list[str] = field(default_factory=lambda: ["palm_up"])
-    axes: list[str] = field(default_factory=lambda: ["z"])
-    episode_steps: int = 400
+    num_envs: int = 16  # simulated worlds stepped together
+    object: str = "normal_cylinder"  # object set (normal_cylinder, ..., test_irregular)
+    wrists: list[str] = field(default_factory=lambda: ["palm_up"])  # wrist names, 'all' (six named) or 'random'
+    axes: list[str] = field(default_factory=lambda: ["z"])  # axis names or sets: principal, general, diagonal, all
+    episode_steps: int = 400  # control steps (20 Hz) per episode
     joint_noise: float = 0.005  # rad, uniform +- on observed q
     disturbance_scale: float = 2.0  # force = scale x mass (N per kg)
     disturbance_probability: float = 0.25  # per step
@@ -115,7 +115,7 @@ class EnvConfig:
     reset_cache: int = 8  # settled grasp states kept per world; once full, a reset restores one (no settle ticks)
     terminate_on_fall: bool = True  # False: a world runs all episode_steps after its object fell (dynamics data)
     seed: int = 0
-    threads: int = 2
+    threads: int = 2  # physics threads
     device: str = "cpu"
     reward: rewards.RewardConfig = field(default_factory=rewards.RewardConfig)
 

@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from pathlib import Path
+
+from dexndm_training import config_flags
+
+REPLAY_SCENES = ("chaos_box", "hand_only")
 
 
 def _threads(args) -> None:
@@ -29,53 +32,22 @@ def _policy(spec: str):
 
 # ---------------------------------------------------------------------------------------- ndm-data
 def _add_data(sub) -> None:
+    from dexndm_training.ndm_data import WORLDS, ReplayConfig, RolloutConfig, SuiteConfig
+
     p = sub.add_parser("ndm-data", help="DexNDM transition datasets from the batched simulator")
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
     r = kinds.add_parser("rollouts", help="the base policy closed-loop in the rotation env (source or target world)")
     r.add_argument("--policy", required=True, help="base policy: .onnx, BC .pt, gait.json or 'zero'")
-    r.add_argument("--world", default="source", choices=["source", "target"])
-    r.add_argument("--wrists", nargs="+", default=["thumb_up"])
-    r.add_argument("--object", default="normal_cylinder")
-    r.add_argument("--axes", nargs="+", default=["z"])
-    r.add_argument("--episodes", type=int, default=64)
-    r.add_argument("--num-envs", type=int, default=32)
-    r.add_argument("--episode-steps", type=int, default=400)
-    r.add_argument("--terminate-on-fall", action="store_true", help="end a world's episode when its object falls")
-    r.add_argument("--grasp-candidates", type=int, default=128, help="poses tried for the env's grasp cache")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--threads", type=int, default=2)
+    config_flags.add_flags(r, RolloutConfig, choices={"world": WORLDS})
     r.add_argument("--out", required=True, help="new dataset directory")
     r.set_defaults(func=_cmd_rollouts)
     s = kinds.add_parser("replay", help="open-loop replay (Chaos Box, free hand, base waves) in the target world")
-    s.add_argument("--source", default="sim_rollouts", help="sim_rollouts, sine, square, square_noise or file")
-    s.add_argument("--source-path", default="", help="rollouts dataset (sim_rollouts) or targets file (file)")
-    s.add_argument("--scene", default="chaos_box", choices=["chaos_box", "hand_only"])
-    s.add_argument("--world", default="target", choices=["source", "target"])
-    s.add_argument("--wrist", default="thumb_up", help="wrist name; the Chaos Box refuses palm_up")
-    s.add_argument("--episodes", type=int, default=64)
-    s.add_argument("--num-envs", type=int, default=32)
-    s.add_argument("--steps", type=int, default=400)
-    s.add_argument("--noise-sigma", type=float, default=0.01, help="rad, replay noise")
-    s.add_argument("--noise-probability", type=float, default=0.5, help="per step")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=2)
+    config_flags.add_flags(s, ReplayConfig, choices={"world": WORLDS, "scene": REPLAY_SCENES})
     s.add_argument("--out", required=True, help="new dataset directory")
     s.set_defaults(func=_cmd_replay)
     u = kinds.add_parser("suite", help="every DexNDM set for some wrists (rollouts, Chaos Box, free hand, waves, OOD)")
     u.add_argument("--policy", required=True)
-    u.add_argument("--wrists", nargs="+", default=["thumb_up"])
-    u.add_argument("--object", default="normal_cylinder")
-    u.add_argument("--rollout-episodes", type=int, default=64, help="per wrist")
-    u.add_argument("--chaos-box-episodes", type=int, default=64, help="per wrist")
-    u.add_argument("--free-hand-episodes", type=int, default=32, help="per wrist")
-    u.add_argument("--wave-episodes", type=int, default=16, help="per wave kind and wrist")
-    u.add_argument("--ood-episodes", type=int, default=32)
-    u.add_argument("--ood-wrist", default="thumb_up")
-    u.add_argument("--steps", type=int, default=400)
-    u.add_argument("--grasp-candidates", type=int, default=128)
-    u.add_argument("--num-envs", type=int, default=32)
-    u.add_argument("--seed", type=int, default=0)
-    u.add_argument("--threads", type=int, default=2)
+    config_flags.add_flags(u, SuiteConfig)
     u.add_argument("--out", required=True, help="directory of the sets (existing sets are kept)")
     u.set_defaults(func=_cmd_suite)
 
@@ -90,10 +62,7 @@ def _cmd_rollouts(args) -> int:
     from dexndm_training import ndm_data
 
     _threads(argparse.Namespace(torch_threads=1))
-    cfg = ndm_data.RolloutConfig(world=args.world, wrists=list(args.wrists), object=args.object, axes=list(args.axes),
-                                 episodes=args.episodes, num_envs=args.num_envs, episode_steps=args.episode_steps,
-                                 terminate_on_fall=args.terminate_on_fall, grasp_candidates=args.grasp_candidates,
-                                 seed=args.seed, threads=args.threads)
+    cfg = ndm_data.RolloutConfig(**config_flags.values(args, ndm_data.RolloutConfig))
     path, stats = ndm_data.policy_rollouts(cfg, _policy(args.policy), args.out, policy_name=str(args.policy))
     print(_line(path, stats))
     return 0
@@ -102,10 +71,7 @@ def _cmd_rollouts(args) -> int:
 def _cmd_replay(args) -> int:
     from dexndm_training import ndm_data
 
-    cfg = ndm_data.ReplayConfig(source=args.source, source_path=args.source_path, scene=args.scene, world=args.world,
-                                wrist=args.wrist, episodes=args.episodes, num_envs=args.num_envs, steps=args.steps,
-                                noise_sigma=args.noise_sigma, noise_probability=args.noise_probability,
-                                seed=args.seed, threads=args.threads)
+    cfg = ndm_data.ReplayConfig(**config_flags.values(args, ndm_data.ReplayConfig))
     path, stats = ndm_data.replay_dataset(cfg, args.out)
     print(_line(path, stats))
     return 0
@@ -115,9 +81,7 @@ def _cmd_suite(args) -> int:
     from dexndm_training import ndm_data
 
     _threads(argparse.Namespace(torch_threads=1))
-    names = {f.name for f in fields(ndm_data.SuiteConfig)}
-    cfg = ndm_data.SuiteConfig(**{k: (list(v) if isinstance(v, list) else v) for k, v in vars(args).items()
-                                  if k in names})
+    cfg = ndm_data.SuiteConfig(**config_flags.values(args, ndm_data.SuiteConfig))
     result = ndm_data.generate_suite(cfg, args.out, _policy(args.policy), policy_name=str(args.policy))
     for name, stats in result.items():
         print(f"{name}: {stats}")
@@ -128,24 +92,19 @@ def _cmd_suite(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------- dynamics
+#: DynamicsConfig.role is set by fine-tuning itself, not from the command line.
+DYNAMICS_SKIP = ("role",)
+
+
 def _add_dynamics(sub) -> None:
+    from dexndm_training.dynamics import GROUPINGS, DynamicsConfig
+
     p = sub.add_parser("dynamics", help="train (or fine-tune with --init) the joint-wise dynamics model; resumes")
-    p.add_argument("--datasets", nargs="+", required=True)
     p.add_argument("--out", required=True, help="directory for dynamics.pt, checkpoint.pt, dynamics_report.json")
-    p.add_argument("--init", default="", help="dynamics.pt (or its directory) to fine-tune (its shape is kept)")
-    p.add_argument("--grouping", default="joint", choices=["joint", "finger", "hand"])
-    p.add_argument("--window", type=int, default=10)
-    p.add_argument("--hidden", nargs="+", type=int, default=[128, 128])
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=2048)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--max-batches-per-epoch", type=int, default=0)
-    p.add_argument("--max-episodes", type=int, default=0, help="use only this many episodes per dataset (0 = all)")
-    p.add_argument("--wrists", nargs="*", default=[], help="only episodes of these wrist labels (default all)")
+    config_flags.add_flags(p, DynamicsConfig, skip=DYNAMICS_SKIP, required=("datasets",),
+                           choices={"grouping": GROUPINGS})
     p.add_argument("--eval-datasets", nargs="*", default=[], help="also report the error on these (e.g. OOD) sets")
     p.add_argument("--export", default="", help="write dynamics.onnx here (parity-checked)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--no-resume", action="store_true")
     p.set_defaults(func=_cmd_dynamics)
@@ -171,11 +130,7 @@ def _cmd_dynamics(args) -> int:
     if args.init:  # fine-tuning keeps the model's shape
         model, _ = dynamics.load_dynamics(args.init)
         args.hidden, args.window, args.grouping = list(model.hidden), model.window, model.grouping
-    cfg = dynamics.DynamicsConfig(datasets=list(args.datasets), init=args.init, window=args.window,
-                                  grouping=args.grouping, hidden=list(args.hidden), epochs=args.epochs,
-                                  batch_size=args.batch_size, lr=args.lr, max_batches_per_epoch=args.max_batches_per_epoch,
-                                  max_episodes=args.max_episodes, wrists=list(args.wrists), seed=args.seed,
-                                  device=args.device)
+    cfg = dynamics.DynamicsConfig(**config_flags.values(args, dynamics.DynamicsConfig, skip=DYNAMICS_SKIP))
     model, report = dynamics.train_dynamics(cfg, args.out, resume=not args.no_resume)
     line = (f"model={Path(args.out) / dynamics.MODEL_FILE} eval_mae_rad={report['eval']['mae']:.6f} "
             f"eval_rmse_rad={report['eval']['rmse']:.6f} zero_delta_mae_rad={report['eval']['zero_delta_mae']:.6f} "
@@ -215,22 +170,12 @@ def _cmd_dynamics_export(args) -> int:
 
 # ---------------------------------------------------------------------------------------- residual
 def _add_residual(sub) -> None:
+    from dexndm_training.residual import ResidualConfig
+
     p = sub.add_parser("residual", help="train the residual policy through a frozen dynamics model")
-    p.add_argument("--datasets", nargs="+", required=True, help="the base policy's source-world rollouts")
-    p.add_argument("--dynamics", required=True, help="dynamics.pt (or its directory) of the target world")
     p.add_argument("--out", required=True, help="directory for residual.pt and residual_report.json")
-    p.add_argument("--width", type=int, default=96)
-    p.add_argument("--blocks", type=int, default=2)
-    p.add_argument("--max-residual", type=float, default=0.2, help="rad, bound of each correction")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--residual-l2", type=float, default=1e-3)
-    p.add_argument("--wrists", nargs="*", default=[], help="only rollouts of these wrist labels (default all)")
-    p.add_argument("--max-batches-per-epoch", type=int, default=0)
+    config_flags.add_flags(p, ResidualConfig, required=("datasets", "dynamics"))
     p.add_argument("--export", default="", help="write residual.onnx here (parity-checked, config JSON beside it)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--torch-threads", type=int, default=1)
     p.set_defaults(func=_cmd_residual)
 
@@ -239,11 +184,7 @@ def _cmd_residual(args) -> int:
     from dexndm_training import residual
 
     _threads(args)
-    cfg = residual.ResidualConfig(datasets=list(args.datasets), dynamics=args.dynamics, width=args.width,
-                                  blocks=args.blocks, max_residual=args.max_residual, epochs=args.epochs,
-                                  batch_size=args.batch_size, lr=args.lr, residual_l2=args.residual_l2,
-                                  max_batches_per_epoch=args.max_batches_per_epoch, wrists=list(args.wrists),
-                                  seed=args.seed, device=args.device)
+    cfg = residual.ResidualConfig(**config_flags.values(args, residual.ResidualConfig))
     policy, report = residual.train_residual(cfg, args.out)
     line = (f"model={Path(args.out) / residual.MODEL_FILE} eval_mismatch_mae_rad={report['eval']['mae']:.6f} "
             f"zero_residual_mae_rad={report['zero_residual_eval']['mae']:.6f} "
@@ -259,16 +200,12 @@ def _cmd_residual(args) -> int:
 
 # ---------------------------------------------------------------------------------------- tracking
 def _add_tracking(sub) -> None:
+    from dexndm_training.tracking import TrackingConfig
+
     p = sub.add_parser("tracking", help="joint tracking error, target vs source world, without and with a residual")
     p.add_argument("--policy", default="src/dexndm_policy/models/generalist.onnx", help="base policy")
     p.add_argument("--residual", default="none", help="residual.onnx, residual.pt (or its directory), or none")
-    p.add_argument("--wrist", default="thumb_up")
-    p.add_argument("--object", default="normal_cylinder", help="object set, or none (free hand)")
-    p.add_argument("--axis", default="z")
-    p.add_argument("--episodes", type=int, default=16)
-    p.add_argument("--steps", type=int, default=400)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    config_flags.add_flags(p, TrackingConfig)
     p.add_argument("--json", default="", help="write the full result here")
     p.set_defaults(func=_cmd_tracking)
 
@@ -291,8 +228,7 @@ def _cmd_tracking(args) -> int:
     from dexndm_training import tracking
 
     _threads(argparse.Namespace(torch_threads=1))
-    cfg = tracking.TrackingConfig(wrist=args.wrist, object=args.object, axis=args.axis, episodes=args.episodes,
-                                  steps=args.steps, seed=args.seed, threads=args.threads)
+    cfg = tracking.TrackingConfig(**config_flags.values(args, tracking.TrackingConfig))
     result = tracking.tracking_error(_policy(args.policy), cfg, _residual_callable(args.residual))
     result.update(policy=args.policy, residual_model=args.residual)
     if args.json:

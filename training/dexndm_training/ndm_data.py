@@ -124,12 +124,12 @@ class ReplayConfig:
     source_path: str = ""  # dataset directory (sim_rollouts) or target file (file)
     scene: str = "chaos_box"  # chaos_box | hand_only
     world: str = "target"
-    wrist: str = "thumb_up"
+    wrist: str = "thumb_up"  # wrist name; the Chaos Box refuses palm_up
     episodes: int = 64
     num_envs: int = 32
-    steps: int = int(COLLECT_DEFAULTS["steps"])
-    noise_sigma: float = float(COLLECT_DEFAULTS["noise_sigma"])
-    noise_probability: float = float(COLLECT_DEFAULTS["noise_probability"])
+    steps: int = int(COLLECT_DEFAULTS["steps"])  # control steps per episode, as `dexndm collect`
+    noise_sigma: float = float(COLLECT_DEFAULTS["noise_sigma"])  # rad, Gaussian noise on the replayed targets
+    noise_probability: float = float(COLLECT_DEFAULTS["noise_probability"])  # per step
     reset_steps: int = int(COLLECT_DEFAULTS["reset_steps"])
     settle_steps: int = int(COLLECT_DEFAULTS["settle_steps"])
     initial_pose: str = "canonical"  # the hand driver's initial_pose: canonical | open

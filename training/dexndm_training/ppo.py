@@ -25,14 +25,14 @@ from dexndm_training.env import EnvConfig, RotationEnv
 class PPOConfig:
     """rsl_rl 5.x PPO settings (turned into its dict config by `runner_config`)."""
 
-    num_steps_per_env: int = 32
-    iterations: int = 1000
-    save_interval: int = 10
+    num_steps_per_env: int = 32  # control steps each env collects per iteration (batch = envs x steps)
+    iterations: int = 1000  # training iterations (a resumed run extends to this)
+    save_interval: int = 10  # iterations between checkpoints
     # Sized for a 2-core machine (python -m dexndm_training.bench): the update must not outweigh the physics.
     actor_hidden: list[int] = field(default_factory=lambda: [128, 128])
     critic_hidden: list[int] = field(default_factory=lambda: [128, 128])
-    actor_groups: list[str] = field(default_factory=lambda: ["policy"])
-    critic_groups: list[str] = field(default_factory=lambda: ["policy", "privileged"])
+    actor_groups: list[str] = field(default_factory=lambda: ["policy"])  # observation groups of the actor
+    critic_groups: list[str] = field(default_factory=lambda: ["policy", "privileged"])  # ... and of the critic
     init_std: float = 0.3  # exploration noise integrates into the base target: keep it small
     learning_rate: float = 3e-4
     num_learning_epochs: int = 2
@@ -43,7 +43,7 @@ class PPOConfig:
     desired_kl: float = 0.016
     clip_param: float = 0.2
     max_grad_norm: float = 1.0
-    device: str = "cpu"  # networks; the physics always runs on CPU cores
+    device: str = "cpu"  # network device: cpu, cuda, cuda:N (the physics always runs on CPU cores)
     update_threads: int = 0  # torch threads for the PPO update only (0: leave as set); collection keeps its own
     seed: int = 0
 

@@ -94,9 +94,9 @@ class ProbeConfig:
 class SysIdConfig:
     """Settings of the search (the probe and the wrists it runs under included)."""
 
-    wrists: tuple[str, ...] = ("palm_up", "thumb_up")
-    population: int = 64
-    iterations: int = 20
+    wrists: tuple[str, ...] = ("palm_up", "thumb_up")  # wrist orientations the probe runs under
+    population: int = 64  # candidate models simulated per iteration
+    iterations: int = 20  # CEM iterations (a resumed run extends to this)
     elite_fraction: float = 0.2
     #: Weight of the previous mean/std in each CEM update.
     smoothing: float = 0.2

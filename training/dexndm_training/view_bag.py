@@ -17,10 +17,11 @@ from pathlib import Path
 
 from rosbags.highlevel import AnyReader
 
+from dexndm_description import interfaces as ros
 from dexndm_training.bags import (ABORT, COMMAND_TOPIC, DIAGNOSTICS_TOPIC, EPISODE_TOPIC, START, STATE_TOPIC,
                                   WRIST_TOPIC, bag_inputs)
 
-STEP_TOPIC, POSE_TOPIC = "/dexndm/policy/step", "/sim/object_pose"
+STEP_TOPIC, POSE_TOPIC = ros.POLICY_STEP, ros.OBJECT_POSE
 EVENT_NAMES = {0: "START", 1: "END", 2: "ABORT"}
 FLUSH_ROWS = 200
 
@@ -36,8 +37,7 @@ class ViewReport:
         return f"episodes={self.episodes} ticks={self.ticks} commands={self.commands} recording={self.recording}"
 
 
-def _ns(t) -> int:
-    return int(t.sec) * 1_000_000_000 + int(t.nanosec)
+_ns = ros.stamp_to_ns
 
 
 def parse_episodes(spec: str | None) -> set[int] | None:

@@ -3,12 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("dexndm_description.sim", reason="needs the simulator (dexndm_description.sim): merge main")
-
-from dexndm_description import hand  # noqa: E402
-from dexndm_policy import observation  # noqa: E402
-from dexndm_training import env as env_module  # noqa: E402
-from dexndm_training.env import EnvConfig, RotationEnv  # noqa: E402
+from dexndm_description import hand
+from dexndm_policy import observation
+from dexndm_training import env as env_module
+from dexndm_training.env import EnvConfig, RotationEnv
 
 
 @pytest.fixture(scope="module")

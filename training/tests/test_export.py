@@ -92,3 +92,29 @@ def test_a_generalist_with_motion_features_exports_with_parity_and_sees_the_step
     gen.normalizer.fit(gen.inputs(torch.randn(64, observation.OBS_DIM) * 0.3))
     error = export.export_policy(gen, contract.KIND_GENERALIST, tmp_path / "g.onnx", {"motion": True}, "test")
     assert error < export.PARITY_TOLERANCE
+
+
+def test_make_default_models_command_writes_an_untrained_pair_the_policy_runtime_runs(tmp_path, capsys):
+    """`dexndm-train make-default-models` (moved here from dexndm_policy, which must not import training)."""
+    import json
+
+    from dexndm_description import hand
+    from dexndm_policy.runtime import OnnxPolicyModel
+    from dexndm_training import cli
+
+    assert cli.main(["make-default-models", "--out", str(tmp_path), "--width", "32", "--seed", "3"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert set(dict(kv.split("=") for kv in line.split())) == {"generalist_kb", "generalist_parity", "residual_kb",
+                                                                "residual_parity"}
+    obs = export.example_inputs("generalist", 4)["obs"]
+    base = np.tile(hand.CANONICAL_POSE.astype(np.float32), (4, 1))
+    delta = OnnxPolicyModel(tmp_path / "generalist.onnx", "generalist")(obs)
+    residual = OnnxPolicyModel(tmp_path / "residual.onnx", "residual")(obs, base)
+    assert delta.shape == (4, 16) and np.std(delta) > 0 and np.all(np.abs(delta) <= 1.0)
+    assert np.all(residual == 0.0)  # an untrained residual changes nothing
+    for kind in ("generalist", "residual"):
+        config = json.loads((tmp_path / f"{kind}.json").read_text())
+        assert config["trained"] is False and config["width"] == 32 and config["made_by"] == "dexndm-train make-default-models"
+        assert config["parity_error"] < export.PARITY_TOLERANCE
+    with pytest.raises(SystemExit):  # no default --out: the shipped, trained models are never overwritten by accident
+        cli.main(["make-default-models"])

@@ -5,13 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("dexndm_description.sim", reason="needs the simulator (dexndm_description.sim)")
-
-from dexndm_description import hand  # noqa: E402
-from dexndm_training import gait  # noqa: E402
-from dexndm_training.cli import main  # noqa: E402
-from dexndm_training.env import EnvConfig, RotationEnv  # noqa: E402
-from dexndm_training.rollout import rollout  # noqa: E402
+from dexndm_description import hand
+from dexndm_training import gait
+from dexndm_training.cli import main
+from dexndm_training.env import EnvConfig, RotationEnv
+from dexndm_training.rollout import rollout
 
 
 def _env(n=2, **kw):

@@ -5,11 +5,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-pytest.importorskip("dexndm_description.sim", reason="needs the simulator (dexndm_description.sim): merge main")
-
-from dexndm_policy import contract  # noqa: E402
-from dexndm_training import cli, evaluate  # noqa: E402
-from dexndm_training.dataset import Dataset  # noqa: E402
+from dexndm_policy import contract
+from dexndm_training import cli, evaluate
+from dexndm_training.dataset import Dataset
 
 ENV = ["--num-envs", "6", "--episode-steps", "15", "--threads", "1"]
 

@@ -2,15 +2,12 @@
 import json
 
 import numpy as np
-import pytest
 import torch
 
-pytest.importorskip("dexndm_description.sim", reason="needs the simulator (dexndm_description.sim): merge main")
-
-from dexndm_training import ppo  # noqa: E402
-from dexndm_training.env import EnvConfig, RotationEnv  # noqa: E402
-from dexndm_training.rewards import RewardConfig  # noqa: E402
-from dexndm_training.rollout import rollout  # noqa: E402
+from dexndm_training import ppo
+from dexndm_training.env import EnvConfig, RotationEnv
+from dexndm_training.rewards import RewardConfig
+from dexndm_training.rollout import rollout
 
 
 def mean_return(env, policy, seed=7):

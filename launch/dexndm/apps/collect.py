@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dexndm import viz
 from dexndm.graph import Argument, ArgumentError, NodeSpec, as_bool, as_float
+from dexndm_description.parameters import REALTIME_FACTOR
 
 ARGUMENTS = (
     Argument("episodes", "1", "episodes the output directory should hold (400 steps each)"),
@@ -24,7 +25,7 @@ ARGUMENTS = (
     Argument("steps", "400", "control steps per episode"),
     Argument("backend", "sim", "hand driver backend: sim, emulated or dynamixel"),
     Argument("port", "/dev/ttyUSB0", "serial port (dynamixel backend)"),
-    Argument("realtime_factor", "1.0", "sim backend: 1 paces to the wall clock, 0 runs as fast as possible"),
+    Argument.from_param(REALTIME_FACTOR),
     Argument("command_timeout", "0.5", "driver: hold the last target when no valid command came for this long (s)"),
     Argument("scene", "chaos_box", "simulated scene: chaos_box or grasp"),
     Argument("object", "none", "simulated object set in the hand, or none"),

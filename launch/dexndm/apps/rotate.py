@@ -12,6 +12,7 @@ from pathlib import Path
 from dexndm import viz
 from dexndm.graph import Argument, ArgumentError, NodeSpec, as_bool, as_float
 from dexndm_description.interfaces import MONITOR_READY
+from dexndm_description.parameters import REALTIME_FACTOR
 
 HARDWARE = ("sim", "emulated", "dynamixel")
 WORLDS = ("target", "source")
@@ -26,7 +27,7 @@ ARGUMENTS = (
              "hand) or source (the training simulator's ideal PD)"),
     Argument("generalist_model", "", "generalist ONNX model (empty: the installed default)"),
     Argument("residual_model", "", "residual ONNX model (empty: the installed default)"),
-    Argument("realtime_factor", "1.0", "sim pacing: 1 = wall clock, 0 = as fast as possible (sim only)"),
+    Argument.from_param(REALTIME_FACTOR),
     Argument("duration", "20.0", "run length in seconds of the driver's clock (sim seconds in simulation)"),
     Argument("plot", "output/rotate.png", "where to save the plot (PNG; none or empty: no plot)"),
     Argument("port", "/dev/ttyUSB0", "serial port of the U2D2 (hardware:=dynamixel)"),

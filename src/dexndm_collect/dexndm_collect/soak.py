@@ -24,6 +24,7 @@ import numpy as np
 from rosbags.highlevel import AnyReader
 
 from dexndm_collect import bag, verify
+from dexndm_description import interfaces as ros
 
 
 def run_collect(out: Path, episodes: int, realtime_factor: float, seconds: float | None, seed: int) -> float:
@@ -60,7 +61,7 @@ def driver_counters(out: Path) -> dict[str, int]:
     if not files:
         return found
     with AnyReader([files[-1]]) as reader:
-        conns = [c for c in reader.connections if c.topic == "/diagnostics"]
+        conns = [c for c in reader.connections if c.topic == ros.DIAGNOSTICS]
         for conn, _, raw in reader.messages(connections=conns):
             for status in reader.deserialize(raw, conn.msgtype).status:
                 for kv in status.values:

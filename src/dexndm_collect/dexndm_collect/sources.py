@@ -5,7 +5,7 @@ went straight through or resumed after a crash. Targets are always clipped to th
 
 Sources (DexNDM paper, ../shared/LEAP_HAND.md):
 - ``sim_rollouts``: the ``base_target`` (or ``target``) sequence of simulated rollouts from a dataset
-  directory (training/dexndm_training/dataset.py layout), episodes of one wrist label, in a seeded order.
+  directory (the training package's dataset layout, docs/TRAINING.md), episodes of one wrist label, in a seeded order.
 - ``sine``: ``mid + sigma sin(2 omega t)`` on one random joint, sigma ~ U(0.5, 1.0) rad,
   omega ~ U(0.2, 0.5) rad/s, the other joints at mid-range.
 - ``square``: ``mid + A sign(sin(2 omega t))``, same ranges.

@@ -52,9 +52,12 @@ class Qos:
 STREAM = Qos(10)
 #: Subscriptions that must match reliable and best-effort publishers alike (axis, wrist).
 ANY = Qos(10, reliable=False)
-#: Deep queues for the monitor: at realtime_factor 0 the graph runs at hundreds of Hz.
+#: Deep queues for the monitors (rotation, reality gap): at realtime_factor 0 the graph runs at hundreds of Hz.
 MONITOR_STREAM = Qos(200)
 MONITOR_ANY = Qos(200, reliable=False)
+#: The viewer drains its queues every flush period (0.5 s): at hundreds of Hz that needs 1000 states deep.
+VIEWER_STREAM = Qos(1000)
+VIEWER_ANY = Qos(100, reliable=False)
 #: The last value stays for late joiners (rotation axis from teleop, the monitor's ready signal).
 LATCHED = Qos(1, transient_local=True)
 

@@ -24,31 +24,13 @@ import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
-from dexndm_description import hand, mjcf, objects, scene as scenes, wrist as wrists
+from dexndm_description import grasp_search, hand, mjcf, objects, scene as scenes, wrist as wrists
 from dexndm_description.worlds import WorldConfig, servo_current, servo_torque
 
 #: An object whose centre is farther than this from the grasp spot has left the hand (m).
 FALL_DISTANCE = 0.1
 #: Control ticks spent closing the fingers on a freshly placed object during reset.
 GRASP_SETTLE_TICKS = 10
-#: Object placements tried for the canonical grasp, in order: (spot in the palm frame m, yaw of the
-#: object about the palm normal rad, gravity into the palm during the close as a fraction of g).
-#: Fingertip grasps first (object among the fingertips, no gravity while they close), the palm rest
-#: last (object settles onto the palm). Chosen by holding rates under palm_down / palm_up.
-_Q = float(np.pi / 4)
-GRASP_CANDIDATES: tuple[tuple[tuple[float, float, float], float, float], ...] = (
-    ((-0.02, -0.02, -0.115), 0.0, 0.0),
-    ((-0.01, -0.04, -0.12), _Q, 0.0),
-    ((-0.02, -0.02, -0.115), -_Q, 0.0),
-    ((-0.01, -0.02, -0.13), 0.0, 0.0),
-    ((-0.02, -0.035, -0.13), 0.0, 0.0),
-    ((-0.02, -0.02, -0.10), 0.0, 0.0),
-    ((0.0, -0.035, -0.115), 0.0, 0.0),
-    (tuple(mjcf.GRASP_SPOT), 0.0, 1.0),
-)
-#: Control ticks a candidate grasp must hold, and how little the object may move (m) to be taken.
-GRASP_TEST_TICKS = 30
-GRASP_STILL = 0.004
 #: Control ticks the Chaos Box balls get to fall and settle during reset.
 BALL_SETTLE_TICKS = 16
 
@@ -306,36 +288,6 @@ class BatchedHandSim:
         for i in ids:
             self.models[i].opt.gravity[:] = (0.0, 0.0, -self.config.gravity)
 
-    def _search_grasps(self, ids: np.ndarray, goal: np.ndarray) -> None:
-        """For each world in ids try GRASP_CANDIDATES in order under its own wrist (all searching
-        worlds together); keep the first whose object moves less than GRASP_STILL m during
-        GRASP_TEST_TICKS, else the one that moved least. Stores the state right after the close."""
-        spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        a = self._obj_qadr
-        best_moved = {int(i): np.inf for i in ids}
-        searching = np.asarray(ids)
-        for spot, yaw, into_palm in GRASP_CANDIDATES:
-            if len(searching) == 0:
-                break
-            for i in searching:
-                self._place(i, goal[i], spot, yaw, into_palm)
-            self._close(searching, goal)
-            states, starts = {}, {}
-            for i in searching:
-                m, d = self.models[i], self._d(i)
-                states[i] = np.zeros(mujoco.mj_stateSize(m, spec))
-                mujoco.mj_getState(m, d, states[i], spec)
-                starts[i] = d.qpos[a:a + 3].copy()
-            self._ticks(searching, goal, GRASP_TEST_TICKS)
-            still = []
-            for i in searching:
-                moved = float(np.linalg.norm(self._d(i).qpos[a:a + 3] - starts[i]))
-                if moved < best_moved[int(i)]:
-                    best_moved[int(i)], self._grasps[i] = moved, states[i]
-                if moved >= GRASP_STILL:
-                    still.append(i)
-            searching = np.array(still, dtype=int)
-
     # ----------------------------------------------------------------------------------- API
     def reset(self, env_ids=None, q=None) -> None:
         """Reset worlds (all by default) to joint angles q (rad, [16] or [len(env_ids), 16]; default
@@ -343,7 +295,7 @@ class BatchedHandSim:
         centre of mass when randomize=True); targets are set to q, time to 0.
 
         With the default q each world uses the grasp found for its object and wrist at its first
-        reset (see GRASP_CANDIDATES); with an explicit q the object is placed over the palm and the
+        reset (see grasp_search.GRASP_CANDIDATES); with an explicit q the object is placed over the palm and the
         fingers close to q with gravity pointing into the palm."""
         ids = self._env_ids(env_ids)
         q0 = _as_env_array(hand.CANONICAL_POSE if q is None else q, len(ids), hand.NUM_JOINTS, "q")
@@ -355,7 +307,9 @@ class BatchedHandSim:
             for i in ids:
                 self._randomize_object(i)
             if q is None:
-                self._search_grasps(np.array([i for i in ids if self._grasps[i] is None], dtype=int), goal)
+                found = grasp_search.search(self, np.array([i for i in ids if self._grasps[i] is None], dtype=int), goal)
+                for i, state in found.items():
+                    self._grasps[i] = state
                 for i in ids:
                     mujoco.mj_resetData(self.models[i], self._d(i))
                     mujoco.mj_setState(self.models[i], self._d(i), self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)

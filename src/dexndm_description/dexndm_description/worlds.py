@@ -85,7 +85,7 @@ class WorldConfig:
     #: Coulomb joint friction (gear friction), N m.
     frictionloss: float = 0.0
     #: Multiplies the mass and inertia of the link each joint moves (motor-ID order; 1 = LEAP_HAND.md masses).
-    #: System identification (dexndm_training.sysid) fits it with pd_kp and pd_kd.
+    #: System identification (`dexndm-train sysid`, training/) fits it with pd_kp and pd_kd.
     link_mass_scale: np.ndarray = field(default_factory=lambda: np.ones(hand.NUM_JOINTS))
     # --- contacts (both) ---
     #: MuJoCo contact solref (time constant s, damping ratio) of hand and object geoms. MuJoCo raises

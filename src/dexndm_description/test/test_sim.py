@@ -272,3 +272,28 @@ def test_datas_read_after_rollout_ticks_hold_the_current_state():
     sim.step()
     assert np.all(np.isfinite(sim.q))
     sim.close()
+
+
+def test_grasp_search_keeps_the_first_candidate_that_holds_and_reset_restores_it():
+    """grasp_search (moved out of sim.py): one state per searching world, the one the default reset restores."""
+    import mujoco
+
+    from dexndm_description import grasp_search
+
+    sim = BatchedHandSim(num_envs=2, wrist=["palm_up", "palm_down"], object="normal_cylinder", randomize=False, threads=2)
+    try:
+        goal = np.tile(hand.CANONICAL_POSE, (2, 1))
+        found = grasp_search.search(sim, np.array([0, 1]), goal)
+        assert sorted(found) == [0, 1]
+        for i in (0, 1):
+            np.testing.assert_array_equal(found[i], sim._grasps[i])  # the same search reset ran at construction
+        only_last = grasp_search.search(sim, np.array([1]), goal)
+        np.testing.assert_array_equal(only_last[1], found[1])  # a world's search does not depend on the others
+        sim.reset()
+        state = np.zeros(mujoco.mj_stateSize(sim.models[0], mujoco.mjtState.mjSTATE_INTEGRATION))
+        mujoco.mj_getState(sim.models[0], sim._d(0), state, mujoco.mjtState.mjSTATE_INTEGRATION)
+        a = sim._obj_qadr
+        # the object sits where the kept grasp put it (the state holds time first, then qpos)
+        np.testing.assert_allclose(state[1 + a:1 + a + 3], found[0][1 + a:1 + a + 3], atol=1e-9)
+    finally:
+        sim.close()

@@ -67,7 +67,7 @@ class TensorSpec:
 
 def check_model(kind: str, metadata: dict[str, str], inputs: list[TensorSpec], outputs: list[TensorSpec], path: str = "model") -> None:
     """Raise ModelContractError unless a model's metadata and signature match `kind`."""
-    hint = "re-export it with dexndm_training.export for this joint table and observation layout"
+    hint = "re-export it (`dexndm-train export`, training/) for this joint table and observation layout"
     found_kind = metadata.get(META_KIND)
     if found_kind != kind:
         raise ModelContractError(f"{path}: metadata says kind {found_kind!r}, expected {kind!r}; is it the right file?")

@@ -28,7 +28,7 @@ from dexndm_policy.runtime import default_models_dir, session_options
 DYNAMICS_FILE = "dynamics.onnx"
 WARMUP_RUNS = 5
 HOW_TO_MAKE = ("train the joint-wise dynamics model and export it per the dynamics.onnx contract "
-               "(dexndm_training.dynamics, DESIGN.md) to src/dexndm_policy/models/dynamics.onnx, then rerun "
+               "(`dexndm-train dynamics --export`, DESIGN.md) to src/dexndm_policy/models/dynamics.onnx, then rerun "
                "scripts/setup.sh to install it; or give the file with gap_model:=PATH (node parameter `model`)")
 
 

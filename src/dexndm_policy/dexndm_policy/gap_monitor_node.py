@@ -14,7 +14,6 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
 from dexndm_description import hand
@@ -22,13 +21,8 @@ from dexndm_description import interfaces as ros
 from dexndm_msgs.msg import DynamicsGap, PolicyStep
 from dexndm_policy.gap_monitor import DynamicsModel, GapMonitor, GapTick
 
-# Deep queues: unpaced simulation runs the graph at hundreds of Hz.
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+RELIABLE = ros.MONITOR_STREAM.profile()  # deep queues: unpaced simulation runs the graph at hundreds of Hz
 OK, WARN = 0, 1
-
-
-def nanoseconds(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 class GapMonitorNode(Node):
@@ -39,9 +33,9 @@ class GapMonitorNode(Node):
         self.model = DynamicsModel(p["model"] or None)
         self.monitor = GapMonitor(self.model, p["range_margin"], p["max_tick_gap"])
         self.gap_pub = self.create_publisher(DynamicsGap, ros.GAP_ERROR, RELIABLE)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "/leap_hand/joint_states", self.on_state, RELIABLE)
-        self.create_subscription(PolicyStep, "/dexndm/policy/step", self.on_step, RELIABLE)
+        self.diag_pub = self.create_publisher(DiagnosticArray, ros.DIAGNOSTICS, ros.STREAM.profile())
+        self.create_subscription(JointState, ros.JOINT_STATES, self.on_state, RELIABLE)
+        self.create_subscription(PolicyStep, ros.POLICY_STEP, self.on_step, RELIABLE)
         self.create_timer(p["diagnostics_period"], self.publish_diagnostics)
         self._reported_pairs = 0
         self._reported_outside = 0
@@ -52,7 +46,7 @@ class GapMonitorNode(Node):
 
     def on_state(self, msg: JointState) -> None:
         try:
-            self.publish(self.monitor.on_state(nanoseconds(msg.header.stamp), msg.position))
+            self.publish(self.monitor.on_state(ros.stamp_to_ns(msg.header.stamp), msg.position))
         except ValueError as err:
             self.get_logger().error(f"ignored joint state: {err}", throttle_duration_sec=1.0)
 
@@ -60,7 +54,7 @@ class GapMonitorNode(Node):
         if self._cpu_start is None:
             self._cpu_start = time.process_time()
         try:
-            self.publish(self.monitor.on_step(nanoseconds(msg.state_stamp), msg.executed_target))
+            self.publish(self.monitor.on_step(ros.stamp_to_ns(msg.state_stamp), msg.executed_target))
         except ValueError as err:
             self.get_logger().error(f"ignored policy step: {err}", throttle_duration_sec=1.0)
 
@@ -69,8 +63,8 @@ class GapMonitorNode(Node):
             msg = DynamicsGap(predicted=tick.predicted.tolist(), measured=tick.measured.tolist(),
                               error=tick.error.tolist(), mean_abs_error=tick.mean_abs_error,
                               out_of_range=[bool(v) for v in tick.out_of_range], inference_ms=tick.inference_ms)
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(tick.stamp, 1_000_000_000)
-            msg.state_stamp.sec, msg.state_stamp.nanosec = divmod(tick.source_stamp, 1_000_000_000)
+            ros.set_stamp(msg.header.stamp, tick.stamp)
+            ros.set_stamp(msg.state_stamp, tick.source_stamp)
             self.gap_pub.publish(msg)
             if tick.out_of_range.any() and not self._outside.any():
                 names = [hand.JOINT_NAMES[i] for i in np.flatnonzero(tick.out_of_range)]

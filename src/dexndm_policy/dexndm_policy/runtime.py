@@ -68,7 +68,7 @@ class OnnxPolicyModel:
             raise ModelNotFoundError(
                 f"{kind} model {self.path} does not exist; pass an existing .onnx file, or leave the path empty "
                 f"for the installed default ({default_model_path(kind)}); export one with "
-                f"`python -m dexndm_policy.make_default_models` or dexndm_training.export.export_policy"
+                f"`dexndm-train make-default-models --out DIR` (untrained) or `dexndm-train export` (training/)"
             )
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=session_options(),

@@ -66,7 +66,7 @@ def test_axis_changes_reach_the_observation_and_bad_axes_are_refused(policy):
 
 def test_missing_model_file_names_the_path_and_the_way_out(tmp_path):
     missing = tmp_path / "nope.onnx"
-    with pytest.raises(runtime.ModelNotFoundError, match=r"nope\.onnx does not exist.*make_default_models"):
+    with pytest.raises(runtime.ModelNotFoundError, match=r"nope\.onnx does not exist.*dexndm-train make-default-models"):
         runtime.PolicyRuntime(generalist_path=missing)
 
 

@@ -1,11 +1,15 @@
 """Fixtures of the teleop tests: a ROS probe node in this process, the teleop node as a process."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import rclpy
 
-from dexndm_teleop.harness import TeleopProcess
-from dexndm_teleop.ros_probe import Probe
+sys.path.insert(0, str(Path(__file__).parent))  # teleop_testing: the tooling beside these tests
+from teleop_testing.harness import TeleopProcess  # noqa: E402
+from teleop_testing.ros_probe import Probe  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from dexndm_teleop.browser import Chromium, tools_missing
+from teleop_testing.browser import Chromium, tools_missing  # conftest puts it on sys.path
 from dexndm_teleop.frames import XR_TO_ROBOT, matrix_to_quat, quat_to_matrix
 from dexndm_teleop.params import TARGET_TOPIC
 

@@ -21,21 +21,20 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, QuaternionStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 
+from dexndm_description import interfaces as ros
 from dexndm_msgs.msg import EpisodeEvent, HandCommand, PolicyStep
 from dexndm_viz.layout import default_blueprint
 from dexndm_viz.recorder import HandRecorder
 from dexndm_viz.viewers import VizError, lower_priority, open_recording
 
-RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-ANY = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
+RELIABLE = ros.VIEWER_STREAM.profile()
+ANY = ros.VIEWER_ANY.profile()
 EVENTS = {EpisodeEvent.START: "START", EpisodeEvent.END: "END", EpisodeEvent.ABORT: "ABORT"}
 TIMESTAMP_AFTER_S = 1e8  # stamps later than this (~3 years after 1970) are wall clock, earlier ones sim time
-def ns(stamp) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
+ns = ros.stamp_to_ns
 
 
 class ViewerNode(Node):
@@ -53,17 +52,17 @@ class ViewerNode(Node):
         self.clock_kind: str | None = None
         self.state_written: collections.OrderedDict[int, float] = collections.OrderedDict()  # stamp -> DDS source s
         self.handled = 0  # callbacks run, to tell when a batch is drained
-        self.create_subscription(JointState, "/leap_hand/joint_states", self.on_state, RELIABLE)
-        self.create_subscription(HandCommand, "/leap_hand/command", self.on_command, RELIABLE)
-        self.subscribe(PolicyStep, "/dexndm/policy/step", lambda m: self.recorder.add_step(
+        self.create_subscription(JointState, ros.JOINT_STATES, self.on_state, RELIABLE)
+        self.create_subscription(HandCommand, ros.HAND_COMMAND, self.on_command, RELIABLE)
+        self.subscribe(PolicyStep, ros.POLICY_STEP, lambda m: self.recorder.add_step(
             ns(m.state_stamp), m.base_target, m.residual, m.executed_target, m.axis, m.inference_ms))
-        self.subscribe(PoseStamped, "/sim/object_pose", lambda m: self.recorder.add_object_pose(
+        self.subscribe(PoseStamped, ros.OBJECT_POSE, lambda m: self.recorder.add_object_pose(
             ns(m.header.stamp), [m.pose.position.x, m.pose.position.y, m.pose.position.z],
             [m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w]))
-        self.subscribe(QuaternionStamped, "/dexndm/wrist_orientation", lambda m: self.recorder.set_wrist(
+        self.subscribe(QuaternionStamped, ros.WRIST_ORIENTATION, lambda m: self.recorder.set_wrist(
             [m.quaternion.x, m.quaternion.y, m.quaternion.z, m.quaternion.w]), ANY)
-        self.subscribe(DiagnosticArray, "/diagnostics", self.on_diagnostics)
-        self.subscribe(EpisodeEvent, "/dexndm/collect/episode", self.on_episode)
+        self.subscribe(DiagnosticArray, ros.DIAGNOSTICS, self.on_diagnostics)
+        self.subscribe(EpisodeEvent, ros.EPISODE, self.on_episode)
         self.flush_period = float(p["flush_period"])
         self.mode = p["mode"]
         where = [f"recording to {Path(p['recording']).resolve()}"] if p["recording"] else []

@@ -9,6 +9,7 @@ import queue
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,8 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dexndm_teleop.browser import Chromium, tools_missing
 from dexndm_viz.layout import BACKGROUND
+
+# The CDP driver is the teleop tests' tooling (src/dexndm_teleop/test/teleop_testing), not a runtime module.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dexndm_teleop" / "test"))
+from teleop_testing.browser import Chromium, tools_missing  # noqa: E402
 
 pytestmark = pytest.mark.browser
 WIDTH, HEIGHT = 1200, 750

@@ -21,7 +21,7 @@ import aiohttp
 
 CHROMIUM = os.environ.get("DEXNDM_CHROMIUM", "/usr/bin/chromium")
 IWER_JS = Path(os.environ.get(
-    "DEXNDM_IWER_JS", Path(__file__).resolve().parents[1] / "test" / "web" / "node_modules" / "iwer" / "build" / "iwer.min.js"))
+    "DEXNDM_IWER_JS", Path(__file__).resolve().parents[1] / "web" / "node_modules" / "iwer" / "build" / "iwer.min.js"))
 FLAGS = (
     "--headless", "--no-sandbox", "--use-gl=swiftshader", "--enable-unsafe-swiftshader",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",

@@ -10,24 +10,25 @@ import threading
 import time
 
 from geometry_msgs.msg import PoseStamped, Vector3Stamped
-from std_srvs.srv import SetBool
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
+from std_srvs.srv import SetBool
+
+from dexndm_description import interfaces as ros
 
 
 class Probe:
     """Publishes an arm pose (best effort, 50 Hz) and records targets and axes with receipt times."""
 
     def __init__(self, target_topic: str, arm_topic: str, arm_pose=(0.5, 0.0, 0.4), arm_quat=(1.0, 0.0, 0.0, 0.0),
-                 policy_service: str = "/dexndm/policy/enable"):
+                 policy_service: str = ros.POLICY_ENABLE):
         self.node = Node("teleop_test_probe")
         self.targets: list[tuple[float, PoseStamped]] = []
         self.axes: list[Vector3Stamped] = []
         self.lock = threading.Lock()
         self.node.create_subscription(PoseStamped, target_topic, self._on_target, 100)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.node.create_subscription(Vector3Stamped, "/dexndm/rotation_axis", self._on_axis, latched)
+        self.node.create_subscription(Vector3Stamped, ros.ROTATION_AXIS, self._on_axis, ros.LATCHED.profile())
         self.arm_pub = self.node.create_publisher(PoseStamped, arm_topic, qos_profile_sensor_data)
         self.arm = PoseStamped()
         self.arm.header.frame_id = "fr3_link0"

@@ -1,6 +1,6 @@
 """Latency from a controller frame to the published arm target, on loopback.
 
-    python -m dexndm_teleop.bench [--steps 200]
+    scripts/run python src/dexndm_teleop/test/bench.py [--steps 200]
 
 Headless Chromium runs the real page with IWER (a Quest 3); the teleop node runs as its own
 process; this process holds the clutch, nudges the right controller by 1 mm back and forth, and
@@ -27,9 +27,9 @@ import time
 import numpy as np
 import rclpy
 
-from dexndm_teleop.browser import Chromium
-from dexndm_teleop.harness import TeleopProcess
-from dexndm_teleop.ros_probe import Probe
+from teleop_testing.browser import Chromium  # beside this script (src/dexndm_teleop/test), on sys.path[0]
+from teleop_testing.harness import TeleopProcess
+from teleop_testing.ros_probe import Probe
 
 RIGHT = "__xrDevice.controllers.right"
 RECORD_SENDS = ("(() => { window.__sends = []; const send = WebSocket.prototype.send; WebSocket.prototype.send = function (d) "
