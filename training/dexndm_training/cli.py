@@ -161,7 +161,7 @@ def _add_curve(sub) -> None:
 def _cmd_curve(args) -> int:
     from dexndm_training import curves
 
-    runs = {Path(r).name: curves.load(r) for r in args.runs}
+    runs = {name: points for r in args.runs for name, points in curves.series(r).items()}
     paths = curves.write(runs, args.out)
     last = {name: points[-1] for name, points in runs.items() if points}
     print(" ".join(f"{name}_rot_rad={p['rot']:.3f} {name}_ttf={p['ttf']:.3f} {name}_env_steps={p['env_steps']}"

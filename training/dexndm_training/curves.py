@@ -1,7 +1,8 @@
 """Learning curves: Rot and TTF on fresh episodes against env steps and wall time, as JSON and PNG.
 
 A curve is a list of points {env_steps, wall_s, rot, ttf, ...}; the MPC teacher writes one per run
-(`curve.json`, one point per round of fresh episodes). `dexndm-train curve RUN... --out DIR` gathers the
+(`curve.json`, one point per round of fresh episodes), DAgger one per iteration (its student alone, per
+object set). `dexndm-train curve RUN... --out DIR` gathers the
 runs' curves into DIR/curves.json and plots them into DIR/curves.png.
 """
 from __future__ import annotations
@@ -17,6 +18,19 @@ def load(run: str | os.PathLike) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: give a run directory written by dexndm-train mpc")
     return json.loads(path.read_text())
+
+
+def series(run: str | os.PathLike) -> dict[str, list[dict]]:
+    """{name: points} of a run directory: a teacher run (dexndm-train mpc) is one series named after the
+    directory; a DAgger run (dexndm-train dagger, points carry per-object results) gives one series per
+    object, "<run>.<object>", its student alone on fresh episodes after each iteration."""
+    points = load(run)
+    name = Path(run).name
+    if not points or "iteration" not in points[0]:
+        return {name: points}
+    objects = [k for k, v in points[0].items() if isinstance(v, dict) and "rot" in v]
+    return {f"{name}.{obj}": [{"iteration": p["iteration"], "env_steps": p["env_steps"], "wall_s": p["wall_s"], **p[obj]}
+                              for p in points] for obj in objects}
 
 
 def write(runs: dict[str, list[dict]], out_dir: str | os.PathLike) -> dict[str, Path]:

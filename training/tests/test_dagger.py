@@ -40,6 +40,10 @@ def test_dagger_iterates_labels_the_students_states_and_resumes(tmp_path, capsys
     mpc_curve = json.loads((out / "normal_cuboid" / "curve.json").read_text())
     assert mpc_curve[1]["student"].endswith("student_0001.pt")
     assert any((out / "tb").iterdir())
+    assert main(["curve", str(out), "--out", str(tmp_path / "curves")]) == 0  # one series per object, the student's
+    plotted = json.loads((tmp_path / "curves" / "curves.json").read_text())
+    assert [p["iteration"] for p in plotted["dagger.normal_cuboid"]] == [0, 1]
+    assert plotted["dagger.normal_cuboid"][1]["rot"] == curve[1]["normal_cuboid"]["rot"]
 
 
 def test_dagger_refuses_a_new_run_without_a_student_and_a_changed_config(tmp_path, capsys):
