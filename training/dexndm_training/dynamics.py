@@ -7,7 +7,7 @@ A *grouping* partitions the 16 joints into G equally sized groups; group g's net
 its joints only and predicts their deltas. `joint` = 16 groups of one joint (the DexNDM model: joint i's output
 depends on row i alone), `finger` = 4 groups of 4 (index, middle, ring, thumb), `hand` = one group of all 16
 (the whole-hand baseline). All G networks are evaluated as one batched computation: each layer holds weights
-[G, in, out] and runs one einsum over the groups, never a Python loop over joints.
+[G, in, out] and runs one batched matrix product over the groups, never a Python loop over joints.
 
 Inputs are encoded per joint relative to its newest position (q_t absolute, q_k - q_t for the older steps,
 a_k - q_t for every target), a linear map of the joint's own row, then normalized with statistics of the
@@ -61,7 +61,8 @@ def check_history(history: torch.Tensor, window: int) -> None:
 
 
 class GroupedLinear(nn.Module):
-    """G independent linear layers applied together: x [N, G, in] -> [N, G, out]."""
+    """G independent linear layers applied together, group-major: x [G, N, in] -> [G, N, out] (one batched
+    matrix product, no copies between layers)."""
 
     def __init__(self, groups: int, in_dim: int, out_dim: int, scale: float = 1.0):
         super().__init__()
@@ -70,7 +71,7 @@ class GroupedLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(groups, out_dim).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ngi,gio->ngo", x, self.weight) + self.bias
+        return torch.baddbmm(self.bias[:, None, :], x, self.weight)
 
 
 class DynamicsModel(nn.Module):
@@ -105,12 +106,17 @@ class DynamicsModel(nn.Module):
         grouped = rel[:, self.joints]  # [N, G, k, 2W]
         return grouped.reshape(grouped.shape[0], grouped.shape[1], -1)
 
+    def network(self, x: torch.Tensor) -> torch.Tensor:
+        """The G grouped MLPs: normalized inputs [N, G, k * 2W] -> normalized deltas [N, G, k]."""
+        x = x.transpose(0, 1)  # group-major for the layers
+        for layer in self.layers:
+            x = torch.nn.functional.elu(layer(x))
+        return self.head(x).transpose(0, 1)
+
     def forward(self, history: torch.Tensor) -> torch.Tensor:
         check_history(history, self.window)
         x = (self.features(history) - self.in_mean) / self.in_std
-        for layer in self.layers:
-            x = torch.nn.functional.elu(layer(x))
-        delta = self.head(x).reshape(x.shape[0], -1)[:, self.order]  # group order -> motor-ID order
+        delta = self.network(x).reshape(x.shape[0], -1)[:, self.order]  # group order -> motor-ID order
         return history[:, :, -1, 0] + self.out_mean + self.out_std * delta
 
     @torch.no_grad()

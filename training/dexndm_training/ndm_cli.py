@@ -7,6 +7,7 @@
     dexndm-train dynamics --datasets TARGET... --init runs/ndm/dyn_src/dynamics.pt --out runs/ndm/dyn --export dynamics.onnx
     dexndm-train dynamics-eval --model runs/ndm/dyn --datasets OOD...
     dexndm-train residual --datasets SOURCE_ROLLOUTS --dynamics runs/ndm/dyn --out runs/ndm/res --export residual.onnx
+    dexndm-train bench-dynamics [--batch-size 2048] [--hidden 128 128] [--repeats 5]
 """
 from __future__ import annotations
 
@@ -248,7 +249,49 @@ def _cmd_tracking(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- bench-dynamics
+def _add_bench(sub) -> None:
+    from dexndm_training.dynamics_bench import BenchConfig
+
+    d = BenchConfig()
+    p = sub.add_parser("bench-dynamics", help="training throughput: grouped weights vs a per-joint Python loop")
+    p.add_argument("--hidden", nargs="+", type=int, default=d.hidden)
+    p.add_argument("--window", type=int, default=d.window)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--steps", type=int, default=d.steps, help="training steps of each path per repeat")
+    p.add_argument("--repeats", type=int, default=d.repeats)
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--samples", type=int, default=d.samples, help="synthetic windows (without --datasets)")
+    p.add_argument("--datasets", nargs="*", default=[], help="train on these datasets' windows instead")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--json", default="", help="write the figures and both loss curves here")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args) -> int:
+    import json
+
+    from dexndm_training.dynamics_bench import BenchConfig, run_bench
+
+    _threads(args)
+    cfg = BenchConfig(hidden=list(args.hidden), window=args.window, batch_size=args.batch_size, steps=args.steps,
+                      repeats=args.repeats, warmup=args.warmup, samples=args.samples, datasets=list(args.datasets),
+                      seed=args.seed)
+    result = run_bench(cfg)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    print(f"batch_size={cfg.batch_size} hidden={'x'.join(map(str, cfg.hidden))} steps={cfg.steps} "
+          f"repeats={cfg.repeats} max_loss_difference={result['max_loss_difference']:.2e} "
+          f"fused_loop_samples_per_s={result['fused_loop_samples_per_s']:.0f} "
+          f"speedup_vs_fused_loop={result['speedup_vs_fused_loop']:.2f}")
+    print(f"batched_samples_per_s={result['batched_samples_per_s']:.0f} "
+          f"loop_samples_per_s={result['loop_samples_per_s']:.0f} speedup={result['speedup']:.2f}")
+    return 0
+
+
 def register(sub) -> None:
     """Add the DexNDM subcommands to the dexndm-train command line."""
-    for add in (_add_data, _add_dynamics, _add_residual, _add_tracking):
+    for add in (_add_data, _add_dynamics, _add_residual, _add_tracking, _add_bench):
         add(sub)

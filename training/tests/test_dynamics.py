@@ -21,7 +21,7 @@ W = 10
 
 
 def test_batched_groups_equal_separate_networks():
-    """One einsum over the groups gives what 16 separate per-joint MLPs give."""
+    """One batched product over the groups gives what 16 separate per-joint MLPs give."""
     torch.manual_seed(0)
     model = DynamicsModel(W, "joint", hidden=(8, 8))
     hist = torch.from_numpy(example_histories(5, W))
