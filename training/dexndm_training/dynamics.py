@@ -6,8 +6,10 @@
 A *grouping* partitions the 16 joints into G equally sized groups; group g's network sees the histories of
 its joints only and predicts their deltas. `joint` = 16 groups of one joint (the DexNDM model: joint i's output
 depends on row i alone), `finger` = 4 groups of 4 (index, middle, ring, thumb), `hand` = one group of all 16
-(the whole-hand baseline). All G networks are evaluated as one batched computation: each layer holds weights
-[G, in, out] and runs one batched matrix product over the groups, never a Python loop over joints.
+(the whole-hand baseline); `shared` = one network applied to every joint, fed that joint's position and
+velocity errors only (the UAN-style actuator network of the baselines). All G networks are evaluated as one
+batched computation: each layer holds weights [G, in, out] and runs one batched matrix product over the
+groups, never a Python loop over joints.
 
 Inputs are encoded per joint relative to its newest position (q_t absolute, q_k - q_t for the older steps,
 a_k - q_t for every target), a linear map of the joint's own row, then normalized with statistics of the
@@ -36,7 +38,7 @@ from torch import nn
 from dexndm_description import hand
 from dexndm_training.dataset import Dataset
 
-GROUPINGS = ("joint", "finger", "hand")
+GROUPINGS = ("joint", "finger", "hand", "shared")
 DEFAULT_WINDOW = 10
 CHECKPOINT = "checkpoint.pt"  # latest state, for resuming
 MODEL_FILE = "dynamics.pt"  # the best-eval model
@@ -44,7 +46,7 @@ MODEL_FILE = "dynamics.pt"  # the best-eval model
 
 def group_joints(grouping: str) -> np.ndarray:
     """[G, k] joint indices (motor-ID order) of each group of `grouping`."""
-    if grouping == "joint":
+    if grouping in ("joint", "shared"):
         return np.arange(hand.NUM_JOINTS)[:, None]
     if grouping == "finger":
         return np.stack([np.flatnonzero(hand.FINGER_OF_JOINT == f) for f in range(4)])
@@ -84,9 +86,12 @@ class DynamicsModel(nn.Module):
         joints = group_joints(grouping)
         self.window, self.grouping, self.hidden = int(window), grouping, tuple(int(h) for h in hidden)
         groups, per_group = joints.shape
+        self.shared = grouping == "shared"  # one network (and one normalizer) for every joint
         self.register_buffer("joints", torch.as_tensor(joints, dtype=torch.long))
         self.register_buffer("order", torch.as_tensor(np.argsort(joints.reshape(-1)), dtype=torch.long))
-        in_dim = per_group * 2 * self.window
+        in_dim = 2 * self.window - 1 if self.shared else per_group * 2 * self.window
+        if self.shared:
+            groups = 1
         self.register_buffer("in_mean", torch.zeros(groups, in_dim))
         self.register_buffer("in_std", torch.ones(groups, in_dim))
         self.register_buffer("out_mean", torch.zeros(hand.NUM_JOINTS))
@@ -99,8 +104,13 @@ class DynamicsModel(nn.Module):
         return {"window": self.window, "grouping": self.grouping, "hidden": list(self.hidden)}
 
     def features(self, history: torch.Tensor) -> torch.Tensor:
-        """[N, G, k * 2W]: each joint's row relative to its newest position, grouped."""
+        """[N, G, k * 2W]: each joint's row relative to its newest position, grouped. `shared`: [N, 16, 2W - 1],
+        each joint's position errors a_k - q_k and velocity errors (a_k - a_{k-1}) - (q_k - q_{k-1}) (rad per
+        tick), no absolute position (an actuator network's inputs)."""
         q, a = history[..., 0], history[..., 1]  # [N, 16, W]
+        if self.shared:
+            error = a - q
+            return torch.cat([error, error[..., 1:] - error[..., :-1]], dim=-1)
         last = q[..., -1:]
         rel = torch.cat([last, q[..., :-1] - last, a - last], dim=-1)  # [N, 16, 2W]
         grouped = rel[:, self.joints]  # [N, G, k, 2W]
@@ -108,10 +118,12 @@ class DynamicsModel(nn.Module):
 
     def network(self, x: torch.Tensor) -> torch.Tensor:
         """The G grouped MLPs: normalized inputs [N, G, k * 2W] -> normalized deltas [N, G, k]."""
-        x = x.transpose(0, 1)  # group-major for the layers
+        n, groups = x.shape[0], x.shape[1]
+        x = x.reshape(1, n * groups, x.shape[2]) if self.shared else x.transpose(0, 1)  # group-major layers
         for layer in self.layers:
             x = torch.nn.functional.elu(layer(x))
-        return self.head(x).transpose(0, 1)
+        out = self.head(x)
+        return out.reshape(n, groups, -1) if self.shared else out.transpose(0, 1)
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
         check_history(history, self.window)
@@ -123,11 +135,12 @@ class DynamicsModel(nn.Module):
     def fit_normalizer(self, history: torch.Tensor, next_q: torch.Tensor, min_std: float = 1e-4) -> None:
         """Input and delta statistics from training samples (history [M, 16, W, 2], next_q [M, 16])."""
         feats = self.features(history)
-        self.in_mean.copy_(feats.mean(0))
-        self.in_std.copy_(feats.std(0).clamp_min(min_std))
+        dims = (0, 1) if self.shared else (0,)  # shared: one statistic over joints too
+        self.in_mean.copy_(feats.mean(dims).reshape(self.in_mean.shape))
+        self.in_std.copy_(feats.std(dims).clamp_min(min_std).reshape(self.in_std.shape))
         delta = next_q - history[:, :, -1, 0]
-        self.out_mean.copy_(delta.mean(0))
-        self.out_std.copy_(delta.std(0).clamp_min(min_std))
+        self.out_mean.copy_(delta.mean(dims).expand(hand.NUM_JOINTS))
+        self.out_std.copy_(delta.std(dims).clamp_min(min_std).expand(hand.NUM_JOINTS))
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -232,7 +245,7 @@ class DynamicsConfig:
     init: str = ""  # dynamics.pt to fine-tune from ("" = pretrain from scratch)
     role: str = ""  # what the datasets are, for the fitted-on record: "" = pretrain, or finetune with init
     window: int = DEFAULT_WINDOW
-    grouping: str = "joint"
+    grouping: str = "joint"  # joint (DexNDM), finger, hand, or shared (one actuator net for all joints, UAN-style)
     hidden: list[int] = field(default_factory=lambda: [128, 128])
     epochs: int = 30
     batch_size: int = 2048

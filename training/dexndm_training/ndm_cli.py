@@ -7,11 +7,13 @@
     dexndm-train dynamics --datasets TARGET... --init runs/ndm/dyn_src/dynamics.pt --out runs/ndm/dyn --export dynamics.onnx
     dexndm-train dynamics-eval --model runs/ndm/dyn --datasets OOD...
     dexndm-train residual --datasets SOURCE_ROLLOUTS --dynamics runs/ndm/dyn --out runs/ndm/res --export residual.onnx
-    dexndm-train bench-dynamics [--batch-size 2048] [--hidden 128 128] [--repeats 5]
+    dexndm-train bench-dynamics [--batch-size 32] [--hidden 32 32] [--repeats 5]
+    dexndm-train sim2sim [--quick] [--run-dir runs/sim2sim] [--docs-dir docs/sim2sim] [--set name=value ...]
 """
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from dexndm_training import config_flags
@@ -291,7 +293,44 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- sim2sim
+def _add_sim2sim(sub) -> None:
+    p = sub.add_parser("sim2sim", help="the sim-to-sim study: DexNDM vs direct transfer and the baselines (resumable)")
+    p.add_argument("--quick", action="store_true", help="the small configuration (about 20 min on 2 cores)")
+    p.add_argument("--policy", default="", help="base policy .onnx (default: the shipped generalist)")
+    p.add_argument("--run-dir", default="", help="cached data, models and evaluations (default runs/sim2sim[_quick])")
+    p.add_argument("--docs-dir", default="docs/sim2sim", help="where the table, JSON and plots go")
+    p.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                   help="override StudyConfig fields, e.g. eval_episodes=16 chaos_episodes=4,16,64")
+    p.add_argument("--fresh", action="store_true", help="delete the run directory's cached results first")
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.set_defaults(func=_cmd_sim2sim)
+
+
+def _cmd_sim2sim(args) -> int:
+    import shutil
+
+    from dexndm_training import sim2sim
+
+    _threads(args)
+    cfg = sim2sim.QUICK if args.quick else sim2sim.StudyConfig()
+    if args.policy:
+        cfg = sim2sim.replace(cfg, policy=args.policy)
+    cfg = sim2sim.override(cfg, list(args.set))
+    run_dir = Path(args.run_dir or ("runs/sim2sim_quick" if args.quick else "runs/sim2sim"))
+    if args.fresh and run_dir.exists():
+        if not (run_dir / "study_config.json").exists():
+            raise ValueError(f"--fresh: {run_dir} is not a study run directory (no study_config.json); not deleting it")
+        shutil.rmtree(run_dir)
+    start = time.time()
+    report = sim2sim.Study(cfg, run_dir).run(args.docs_dir)
+    print((Path(args.docs_dir) / "sim2sim.md").read_text())
+    print(f"run_dir={run_dir} docs={args.docs_dir} seconds={time.time() - start:.1f}")
+    print(sim2sim.last_line(report["summary"]))
+    return 0
+
+
 def register(sub) -> None:
     """Add the DexNDM subcommands to the dexndm-train command line."""
-    for add in (_add_data, _add_dynamics, _add_residual, _add_tracking, _add_bench):
+    for add in (_add_data, _add_dynamics, _add_residual, _add_tracking, _add_bench, _add_sim2sim):
         add(sub)

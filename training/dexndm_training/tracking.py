@@ -32,7 +32,7 @@ from dexndm_training import metrics, rotations
 class TrackingConfig:
     wrist: str = "thumb_up"
     object: str = "normal_cylinder"  # or "none": the free hand
-    axis: str = "z"
+    axis: str = "z"  # a named axis, or an axis set (principal, general, diagonal, all): episode i takes axis i mod K
     episodes: int = 16
     steps: int = 400
     grasp_noise: float = 0.04  # rad
@@ -40,12 +40,23 @@ class TrackingConfig:
     threads: int = 2
 
 
-def _run(world: str, cfg: TrackingConfig, q0: np.ndarray, policy, residual) -> dict[str, np.ndarray]:
+def episode_axes(cfg: TrackingConfig) -> np.ndarray:
+    """[episodes, 3] unit axes (palm frame): cfg.axis, or its set's axes round-robin."""
+    from dexndm_training.env import AXIS_SETS, resolve_axes
+
+    if cfg.axis in (*AXIS_SETS, "all"):
+        _, vectors = resolve_axes([cfg.axis])
+    else:
+        vectors = parse_axis(cfg.axis)[None]
+    return vectors[np.arange(cfg.episodes) % len(vectors)]
+
+
+def _run(world, cfg: TrackingConfig, q0: np.ndarray, policy, residual) -> dict[str, np.ndarray]:
     from dexndm_description.sim import BatchedHandSim
 
     n = len(q0)
     scene = "hand_only" if cfg.object in ("", "none") else "grasp"
-    wrist, axis = parse_wrist(cfg.wrist), parse_axis(cfg.axis)
+    wrist, axis = parse_wrist(cfg.wrist), episode_axes(cfg)
     sim = BatchedHandSim(num_envs=n, world=world, scene=scene, wrist=wrist,
                          object=None if scene == "hand_only" else cfg.object, seed=cfg.seed, threads=cfg.threads)
     try:
@@ -76,7 +87,7 @@ def _run(world: str, cfg: TrackingConfig, q0: np.ndarray, policy, residual) -> d
         sim.close()
     out = {"q": q, "executed": executed, "residual": residuals, "fell_at": fell}
     if scene == "grasp":  # the paper's metrics of the object (Rot rad, TTF)
-        axis_world = rotations.rotate(np.tile(wrist, (n, 1)), np.tile(axis, (n, 1)))
+        axis_world = rotations.rotate(np.tile(wrist, (n, 1)), axis)
         per = metrics.episode_metrics(quat, angvel, axis_world, fell, cfg.steps)
         out["rotation"] = {k: v for k, v in metrics.summarize(per).items() if k in ("rot", "ttf", "rotr", "rotp")}
     return out
@@ -85,19 +96,31 @@ def _run(world: str, cfg: TrackingConfig, q0: np.ndarray, policy, residual) -> d
 def tracking_error(policy, cfg: TrackingConfig, residual=None, compare_direct: bool = True) -> dict:
     """{direct, residual}: mean |q_target - q_source| (rad) without / with `residual` (obs, base) -> [N, 16];
     plus per-joint errors and fall steps of each run."""
+    runs = ({"direct": None} if compare_direct or residual is None else {}) | (
+        {"residual": residual} if residual is not None else {})
+    return compare_methods(policy, cfg, runs)
+
+
+def compare_methods(policy, cfg: TrackingConfig, methods: dict, progress=None) -> dict:
+    """One source-world run, then one target-world run per method (name -> residual callable or None), all from
+    the same starts; per method the tracking error against the source run and the rotation metrics.
+    `progress(name)` is called after each run."""
     start = time.time()
     rng = np.random.default_rng(cfg.seed)
     q0 = hand.clip_to_limits(hand.CANONICAL_POSE + rng.uniform(-cfg.grasp_noise, cfg.grasp_noise,
                                                                  (cfg.episodes, hand.NUM_JOINTS)))
     source = _run("source", cfg, q0, policy, None)
+    if progress is not None:
+        progress("source")
     out = {"config": asdict(cfg), "source_fell_at": source["fell_at"].tolist(), "source": source.get("rotation", {})}
-    runs = ([("direct", None)] if compare_direct or residual is None else []) + (
-        [("residual", residual)] if residual is not None else [])
-    for name, res in runs:
+    for name, res in methods.items():
         target = _run("target", cfg, q0, policy, res)
         err = np.abs(target["q"][:, 1:] - source["q"][:, 1:])
         out[name] = {"track_err": float(err.mean()), "per_joint": err.mean(axis=(0, 1)).tolist(),
-                     "per_episode": err.mean(axis=(1, 2)).tolist(), "fell_at": target["fell_at"].tolist(),
+                     "per_episode": err.mean(axis=(1, 2)).tolist(), "per_tick": err.mean(axis=(0, 2)).tolist(),
+                     "fell_at": target["fell_at"].tolist(),
                      "mean_abs_residual": float(np.abs(target["residual"]).mean()), **target.get("rotation", {})}
+        if progress is not None:
+            progress(name)
     out["seconds"] = time.time() - start
     return out
