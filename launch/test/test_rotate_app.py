@@ -50,6 +50,8 @@ def test_graph_has_driver_policy_and_required_monitor_with_typed_parameters():
     # ... and no step before the monitor is matched
     assert by_name["hand_driver"].parameters["start_gate"] == "/dexndm/monitor/ready"
     assert by_name["rotation_monitor"].parameters["measure_object"] is True
+    assert by_name["rotation_monitor"].parameters["track_reference"] is True  # track_err_rad in simulation
+    assert by_name["rotation_monitor"].parameters["reference_reset"] == "canonical"
     hw = app.nodes(graph.resolve_arguments(app, {"hardware": "dynamixel", "port": "/dev/ttyUSB3"}))
     assert hw[0].parameters["port"] == "/dev/ttyUSB3" and hw[1].parameters["max_state_age"] > 0
     assert not any("use_sim_time" in s.parameters or "start_gate" in s.parameters for s in hw)
@@ -168,6 +170,25 @@ def test_sim_graph_runs_on_one_clock(tmp_path):
         # issued on the sim clock while the sim waits for it: the state's time (a tick behind at most,
         # when the node handled the state before that tick's /clock)
         assert 0 <= state - header <= tick_ns, (header, state)
+
+
+@needs_driver
+def test_rotate_reports_the_tracking_error_against_the_source_world():
+    """The reference is the base policy in the source world from the run's start: a source-world run without
+    the residual reproduces it exactly, the target world strays from it. A state or command lost on a loaded
+    machine makes the driver hold a tick the reference does not, so the source run gets three tries."""
+    def run(world: str) -> dict[str, float]:
+        out = rotate(f"world:={world}", "residual:=false", "realtime_factor:=0", "duration:=2", "plot:=none")
+        assert out.returncode == 0, out.stderr[-3000:]
+        fields = last_line_fields(out)
+        assert abs(fields["track_ticks"] - fields["commands"]) <= 1  # the last command may be in flight
+        return fields
+
+    source = [run("source")]
+    while source[-1]["track_err_rad"] >= 1e-4 and len(source) < 3:
+        source.append(run("source"))
+    assert source[-1]["track_err_rad"] < 1e-4, source
+    assert run("target")["track_err_rad"] > 0.01
 
 
 def test_monitor_gap_without_a_dynamics_model_says_how_to_make_one():

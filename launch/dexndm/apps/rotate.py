@@ -2,7 +2,10 @@
 
 Ends with `rot_rad=... ttf_s=... rate_hz=... latency_p50_ms=... latency_p99_ms=...` and saves a plot
 of the rotation angle and the joint targets (definitions in docs/POLICY.md). On hardware:=dynamixel
-there is no object pose, so rot_rad and ttf_s are nan. monitor_gap:=true adds the reality-gap monitor
+there is no object pose, so rot_rad and ttf_s are nan. In simulation (sim, emulated) the line also holds
+track_err_rad: the run's joints against the base policy run in the source world from the same first state
+(docs/DEXNDM.md), so world:=target with residual:=true and residual:=false shows the gap and what the
+residual does about it. monitor_gap:=true adds the reality-gap monitor
 (dynamics.onnx beside the policy); its figures join the last line (gap_mean_mrad=...).
 """
 from __future__ import annotations
@@ -83,7 +86,9 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
               "max_state_age": 0.0 if hardware == "sim" else 0.25}
     plot = "" if args["plot"].strip().lower() in ("", "none") else args["plot"]
     monitor = {"duration": duration, "plot": plot, "axis": args["axis"], "wrist": args["wrist"],
-               "measure_object": hardware != "dynamixel"}
+               "measure_object": hardware != "dynamixel", "track_reference": hardware != "dynamixel",
+               "generalist_model": args["generalist_model"], "object": args["object"],
+               "reference_reset": "canonical" if hardware == "sim" else ""}
     viewer = viz.viewer_nodes(args, viz.beside(plot, "output/rotate.rrd"), "rotate",
                               args["object"] if hardware != "dynamixel" else "none", args["wrist"], args["axis"])
     specs = [

@@ -14,9 +14,14 @@ Definitions (docs/POLICY.md):
   HandCommand that answers it (DDS reception timestamp; matched by state_stamp): state hop + policy +
   command hop, on the system clock of one machine, whatever clock the stamps use (sim time included).
 - Without object poses (real hardware) rot_rad and ttf_s are nan.
+- track_err_rad (when the node is given a reference, dexndm_policy.source_reference): mean over ticks and
+  joints of |q_t - q_t^source|, the measured joint trajectory (from the state the first command answered)
+  against the base policy run closed-loop in the source world from the same first state; the joint
+  tracking error of the sim-to-sim study, for this one run.
 
 Memory is bounded however long the run: running sums, a fixed-size latency reservoir (exact up to
-100,000 commands) and traces decimated to at most 2,000 points for the plot.
+100,000 commands), traces decimated to at most 2,000 points for the plot, and the first `max_positions`
+joint states of the run (72,000 = an hour at 20 Hz) for the tracking error.
 """
 from __future__ import annotations
 
@@ -108,7 +113,8 @@ class RotationMonitor:
     running values, latencies in a fixed-size reservoir, and the plot's traces decimated."""
 
     def __init__(self, duration_s: float, axis="z", wrist="palm_up", fall_distance: float = 0.08,
-                 trace_points: int = 2000, latency_samples: int = 100_000, match_window: int = 1000):
+                 trace_points: int = 2000, latency_samples: int = 100_000, match_window: int = 1000,
+                 max_positions: int = 72_000):
         self.duration_s = duration_s
         self.axis_palm = parse_axis(axis)
         self.wrist = parse_wrist(wrist)
@@ -132,6 +138,9 @@ class RotationMonitor:
         self.first_position: np.ndarray | None = None
         self.last_quat: np.ndarray | None = None
         self.fell_at: float | None = None
+        self.positions: dict[float, np.ndarray] = {}  # state stamp -> measured q [16] (the first max_positions)
+        self.max_positions = max_positions
+        self.first_command_stamp: float | None = None  # the state the policy answered first
         self.gap_errors = Reservoir(latency_samples)  # the gap monitor's mean |error| per tick, rad (when it runs)
         self.gap_out_of_range = 0
 
@@ -139,11 +148,14 @@ class RotationMonitor:
     def done(self) -> bool:
         return self.start is not None and self.now >= self.duration_s
 
-    def on_state(self, stamp_s: float, wall_s: float) -> None:
-        """A joint state stamped stamp_s (driver clock), written at wall_s (system clock); ignored once done."""
+    def on_state(self, stamp_s: float, wall_s: float, position=None) -> None:
+        """A joint state stamped stamp_s (driver clock), written at wall_s (system clock), with its joint
+        positions (rad, optional); ignored once done."""
         self.states_seen += 1
         if self.done:
             return
+        if position is not None and len(self.positions) < self.max_positions:
+            self.positions[stamp_s] = np.asarray(position, dtype=float)
         if stamp_s in self._command_wall:  # its command came first
             self.latency_ms.add((self._command_wall.pop(stamp_s) - wall_s) * 1e3)
         else:
@@ -157,6 +169,8 @@ class RotationMonitor:
     def on_command(self, state_stamp_s: float, wall_s: float, targets) -> None:
         """A command answering the state stamped state_stamp_s, received at wall_s (system clock)."""
         self.commanded = True
+        if self.first_command_stamp is None or state_stamp_s < self.first_command_stamp:
+            self.first_command_stamp = state_stamp_s
         if self.start is None or state_stamp_s < self.start or (self.done and state_stamp_s - self.start > self.now):
             return
         if state_stamp_s in self._answered:
@@ -217,6 +231,15 @@ class RotationMonitor:
             "run_s": self.now,
             **self._gap_summary(),
         }
+
+    def joint_trajectory(self) -> np.ndarray:
+        """[T + 1, 16] measured q of the run's states in stamp order, from the state the first command answered
+        to the end of the run (empty when no state with positions was seen)."""
+        if self.first_command_stamp is None or self.start is None:
+            return np.zeros((0, 16))
+        end = self.start + self.now
+        stamps = sorted(s for s in self.positions if self.first_command_stamp <= s <= end + 1e-9)
+        return np.array([self.positions[s] for s in stamps]).reshape(len(stamps), -1)
 
     def _gap_summary(self) -> dict[str, float]:
         """Gap figures, only when the gap monitor published: mean / p95 over ticks of the mean |error|."""

@@ -30,6 +30,13 @@ PARAMETERS = (
     Param("startup_timeout", 60.0, "s without a run starting before the monitor gives up (exit 1)"),
     Param("stall_timeout", 10.0, "s without a new joint state before the run ends early (exit 1)"),
     Param("measure_object", True, "wait for a /sim/object_pose publisher before signalling ready (false on hardware)"),
+    Param("track_reference", False, "after the run, run the base policy in the source world from the run's first "
+          "state and report the joint tracking error against it (track_err_rad)"),
+    Param("generalist_model", "", "base policy ONNX of the reference run (empty: the installed default)"),
+    Param("object", "normal_cylinder", "object set of the reference run (none: free hand)"),
+    Param("seed", 0, "simulation seed of the reference run (the sim driver's seed)"),
+    Param("reference_reset", "", "where the reference run starts: '' = the run's first measured state; canonical or "
+          "open = the sim driver's initial pose, held until the first command's stamp (sim time)"),
 )
 
 
@@ -42,6 +49,26 @@ def wants_plot(plot: str) -> bool:
     return bool(plot.strip()) and plot.strip().lower() != "none"
 
 
+def reference_tracking(monitor: RotationMonitor, p: dict) -> dict:
+    """{"track_err_rad": ...} of the run against the source world's run from its first state ({} if too short)."""
+    from dexndm_policy.source_reference import source_world_run, tracking_error
+
+    from dexndm_description import hand
+
+    measured = monitor.joint_trajectory()
+    if len(measured) < 2:
+        print("rotation_monitor: too few joint states for a tracking error", file=sys.stderr)
+        return {}
+    start, hold = measured[0], 0
+    if p["reference_reset"]:
+        start = {"canonical": hand.CANONICAL_POSE, "open": hand.OPEN_POSE}[p["reference_reset"]]
+        hold = int(round(monitor.first_command_stamp / hand.CONTROL_DT))
+    reference = source_world_run(start, len(measured) - 1, p["generalist_model"], monitor.axis_palm,
+                                 monitor.wrist, p["object"], p["seed"], hold_ticks=hold)
+    return {"track_err_rad": tracking_error(measured, reference), "track_ticks": len(measured) - 1,
+            "track_hold_ticks": hold}
+
+
 def main() -> None:
     rclpy.init()
     node = Node("rotation_monitor")
@@ -51,7 +78,7 @@ def main() -> None:
     # DDS timestamps (system clock, ns): when the driver wrote a state, when a command reached this node.
     measured = {
         ros.JOINT_STATES: node.create_subscription(JointState, ros.JOINT_STATES, lambda m, info: monitor.on_state(
-            ros.stamp_to_s(m.header.stamp), dds_time(info, "source_timestamp")), stream),
+            ros.stamp_to_s(m.header.stamp), dds_time(info, "source_timestamp"), m.position), stream),
         ros.HAND_COMMAND: node.create_subscription(HandCommand, ros.HAND_COMMAND, lambda m, info: monitor.on_command(
             ros.stamp_to_s(m.state_stamp), dds_time(info, "received_timestamp"), m.position), stream),
         ros.POLICY_STEP: node.create_subscription(PolicyStep, ros.POLICY_STEP, lambda m: monitor.on_axis(m.axis), stream),
@@ -105,5 +132,8 @@ def main() -> None:
     node.destroy_node()
     rclpy.try_shutdown()
     if code == 0:
-        print(RotationMonitor.format(monitor.summary()), flush=True)
+        summary = monitor.summary()
+        if p["track_reference"]:
+            summary.update(reference_tracking(monitor, p))
+        print(RotationMonitor.format(summary), flush=True)
     sys.exit(1 if stalled else code)

@@ -122,3 +122,34 @@ def test_gap_figures_join_the_line_only_when_the_gap_monitor_ran():
     assert s["gap_ticks"] == 20 and s["gap_out_of_range"] == 2
     assert s["gap_mean_mrad"] == pytest.approx(3.0) and s["gap_p95_mrad"] == pytest.approx(3.0, abs=0.01)
     assert RotationMonitor.format(s).endswith("gap_mean_mrad=3.0000 gap_p95_mrad=3.0000 gap_ticks=20 gap_out_of_range=2")
+
+
+def test_joint_trajectory_runs_from_the_first_answered_state_to_the_end():
+    monitor = RotationMonitor(duration_s=0.5)
+    monitor.on_state(0.0, 0.0, np.full(16, -1.0))  # before any command: not part of the run
+    for k in range(1, 30):
+        stamp = 0.05 * k
+        monitor.on_state(stamp, stamp, np.full(16, float(k)))
+        monitor.on_command(stamp, stamp + 0.001, np.zeros(16))
+    q = monitor.joint_trajectory()
+    # the first command answered the state of tick 1; the run ends 0.5 s after its start (tick 2) = tick 12
+    assert monitor.first_command_stamp == pytest.approx(0.05)
+    np.testing.assert_array_equal(q[:, 0], np.arange(1, 13))
+    assert q.shape == (12, 16)
+    assert RotationMonitor(duration_s=1.0).joint_trajectory().shape == (0, 16)
+
+
+def test_source_reference_reproduces_its_own_run_and_refuses_bad_input():
+    from dexndm_description import hand
+    from dexndm_policy.source_reference import source_world_run, tracking_error
+
+    a = source_world_run(hand.CANONICAL_POSE, 6, wrist="palm_up")
+    b = source_world_run(hand.CANONICAL_POSE, 6, wrist="palm_up")
+    assert a.shape == (7, 16) and tracking_error(a, b) == 0.0  # deterministic
+    held = source_world_run(hand.CANONICAL_POSE, 6, wrist="palm_up", hold_ticks=3)
+    assert tracking_error(a, held) > 0  # starting three ticks later is another run
+    assert tracking_error(a, a + 0.01) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="equally long"):
+        tracking_error(a, a[:3])
+    with pytest.raises(ValueError, match="16 finite joint angles"):
+        source_world_run(np.full(16, np.nan), 3)
