@@ -43,7 +43,7 @@ class BenchConfig:
 
     hidden: list[int] = field(default_factory=lambda: [32, 32])
     window: int = 10
-    batch_size: int = 64
+    batch_size: int = 32
     steps: int = 20  # training steps of each path per repeat
     repeats: int = 5
     warmup: int = 3  # untimed steps of each path before the first repeat
