@@ -41,15 +41,15 @@ from dexndm_training.dynamics import DynamicsModel, example_histories, load_wind
 class BenchConfig:
     """Settings of `dexndm-train bench-dynamics`."""
 
-    hidden: list[int] = field(default_factory=lambda: [32, 32])
-    window: int = 10
-    batch_size: int = 32
+    hidden: list[int] = field(default_factory=lambda: [32, 32])  # hidden widths of each joint's MLP
+    window: int = 10  # W, steps of (q, target) per joint
+    batch_size: int = 32  # windows per training step
     steps: int = 20  # training steps of each path per repeat
-    repeats: int = 5
+    repeats: int = 5  # interleaved repeats; the figures are medians over them
     warmup: int = 3  # untimed steps of each path before the first repeat
-    lr: float = 1e-3
+    lr: float = 1e-3  # AdamW learning rate
     samples: int = 20_000  # synthetic windows (ignored with datasets)
-    datasets: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)  # train on these datasets' windows instead
     seed: int = 0
 
     def to_dict(self) -> dict:

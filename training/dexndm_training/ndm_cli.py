@@ -255,17 +255,8 @@ def _cmd_tracking(args) -> int:
 def _add_bench(sub) -> None:
     from dexndm_training.dynamics_bench import BenchConfig
 
-    d = BenchConfig()
     p = sub.add_parser("bench-dynamics", help="training throughput: grouped weights vs a per-joint Python loop")
-    p.add_argument("--hidden", nargs="+", type=int, default=d.hidden)
-    p.add_argument("--window", type=int, default=d.window)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--steps", type=int, default=d.steps, help="training steps of each path per repeat")
-    p.add_argument("--repeats", type=int, default=d.repeats)
-    p.add_argument("--warmup", type=int, default=d.warmup)
-    p.add_argument("--samples", type=int, default=d.samples, help="synthetic windows (without --datasets)")
-    p.add_argument("--datasets", nargs="*", default=[], help="train on these datasets' windows instead")
-    p.add_argument("--seed", type=int, default=d.seed)
+    config_flags.add_flags(p, BenchConfig)
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--json", default="", help="write the figures and both loss curves here")
     p.set_defaults(func=_cmd_bench)
@@ -277,9 +268,7 @@ def _cmd_bench(args) -> int:
     from dexndm_training.dynamics_bench import BenchConfig, run_bench
 
     _threads(args)
-    cfg = BenchConfig(hidden=list(args.hidden), window=args.window, batch_size=args.batch_size, steps=args.steps,
-                      repeats=args.repeats, warmup=args.warmup, samples=args.samples, datasets=list(args.datasets),
-                      seed=args.seed)
+    cfg = BenchConfig(**config_flags.values(args, BenchConfig))
     result = run_bench(cfg)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
