@@ -341,7 +341,7 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
             write_dataset(shard, episodes, provenance=provenance)
         steps = int(np.sum(np.minimum(result.alive, result.q.shape[1])))
         previous = curve[-1] if curve else {"env_steps": 0, "wall_s": 0.0}
-        curve.append({"round": r, "episodes": int(len(keep)), "kept": int(keep.sum()),
+        curve.append({"round": r, "episodes": int(len(result.alive)), "kept": int(keep.sum()),
                       "rot": float(per["rot"].mean()), "ttf": float(per["ttf"].mean()),
                       "rotp": float(per["rotp"].mean()), "env_steps": previous["env_steps"] + steps,
                       "wall_s": previous["wall_s"] + time.time() - start,
