@@ -22,6 +22,7 @@ DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
 CLOCK = "/clock"  # rosgraph_msgs/Clock, sim driver
 OBJECT_POSE = "/sim/object_pose"  # geometry_msgs/PoseStamped, simulated object, frame world
 MONITOR_READY = "/dexndm/monitor/ready"  # std_msgs/Empty, latched: the rotation monitor is matched
+VIEWER_READY = "/dexndm/viz/ready"  # std_msgs/Empty, latched: the rerun viewer is matched
 
 # Services and actions
 HAND_ENABLE = "/leap_hand/enable"  # std_srvs/SetBool: torque
@@ -55,7 +56,7 @@ ANY = Qos(10, reliable=False)
 #: Deep queues for the monitor: at realtime_factor 0 the graph runs at hundreds of Hz.
 MONITOR_STREAM = Qos(200)
 MONITOR_ANY = Qos(200, reliable=False)
-#: The last value stays for late joiners (rotation axis from teleop, the monitor's ready signal).
+#: The last value stays for late joiners (rotation axis from teleop, the monitor's and viewer's ready signals).
 LATCHED = Qos(1, transient_local=True)
 
 

@@ -1,4 +1,8 @@
-"""rerun_viewer: logs the runtime topics to rerun (dexndm_viz.recorder); never publishes anything.
+"""rerun_viewer: logs the runtime topics to rerun (dexndm_viz.recorder); publishes only its ready signal.
+
+Once every topic named in `match` has a matched publisher it publishes std_msgs/Empty on
+/dexndm/viz/ready (latched); the apps' sim driver waits for it (start_gate) as for the rotation
+monitor's, so a viewer that starts late still records the run from its first state.
 
 It stays out of the control loop's way: it runs at nice 10 (its thread and session group, see
 `lower_priority`), and in batches, waking once per
@@ -24,7 +28,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Empty
 
+from dexndm_description import interfaces as ros
 from dexndm_msgs.msg import EpisodeEvent, HandCommand, PolicyStep
 from dexndm_viz.layout import default_blueprint
 from dexndm_viz.recorder import HandRecorder
@@ -34,6 +40,10 @@ RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 ANY = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
 EVENTS = {EpisodeEvent.START: "START", EpisodeEvent.END: "END", EpisodeEvent.ABORT: "ABORT"}
 TIMESTAMP_AFTER_S = 1e8  # stamps later than this (~3 years after 1970) are wall clock, earlier ones sim time
+READY_POLL_S = 0.02  # s between checks for matched publishers before the ready signal (the graph waits on it)
+MATCHABLE = (ros.JOINT_STATES, ros.HAND_COMMAND, ros.POLICY_STEP, ros.OBJECT_POSE, ros.EPISODE)
+
+
 def ns(stamp) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
@@ -44,7 +54,11 @@ class ViewerNode(Node):
         super().__init__("rerun_viewer", start_parameter_services=False)
         p = {name: self.declare_parameter(name, default).value for name, default in (
             ("mode", "rerun"), ("recording", "output/rotate.rrd"), ("web_port", 9090), ("object", "none"),
-            ("wrist", "palm_up"), ("axis", "z"), ("name", "dexndm"), ("flush_period", 0.5))}
+            ("wrist", "palm_up"), ("axis", "z"), ("name", "dexndm"), ("flush_period", 0.5),
+            ("match", f"{ros.JOINT_STATES},{ros.HAND_COMMAND}"))}
+        awaited = [t.strip() for t in p["match"].split(",") if t.strip()]
+        if unknown := [t for t in awaited if t not in MATCHABLE]:
+            raise VizError(f"match names {', '.join(unknown)}; the viewer can wait for {', '.join(MATCHABLE)}")
         self.stream, self.viewer = open_recording(p["mode"], p["recording"], "dexndm", p["name"], default_blueprint(),
                                                   int(p["web_port"]))
         obj = None if p["object"].strip().lower() in ("", "none") else p["object"].strip()
@@ -53,17 +67,20 @@ class ViewerNode(Node):
         self.clock_kind: str | None = None
         self.state_written: collections.OrderedDict[int, float] = collections.OrderedDict()  # stamp -> DDS source s
         self.handled = 0  # callbacks run, to tell when a batch is drained
-        self.create_subscription(JointState, "/leap_hand/joint_states", self.on_state, RELIABLE)
-        self.create_subscription(HandCommand, "/leap_hand/command", self.on_command, RELIABLE)
-        self.subscribe(PolicyStep, "/dexndm/policy/step", lambda m: self.recorder.add_step(
+        subs = {ros.JOINT_STATES: self.create_subscription(JointState, ros.JOINT_STATES, self.on_state, RELIABLE),
+                ros.HAND_COMMAND: self.create_subscription(HandCommand, ros.HAND_COMMAND, self.on_command, RELIABLE)}
+        subs[ros.POLICY_STEP] = self.subscribe(PolicyStep, ros.POLICY_STEP, lambda m: self.recorder.add_step(
             ns(m.state_stamp), m.base_target, m.residual, m.executed_target, m.axis, m.inference_ms))
-        self.subscribe(PoseStamped, "/sim/object_pose", lambda m: self.recorder.add_object_pose(
+        subs[ros.OBJECT_POSE] = self.subscribe(PoseStamped, ros.OBJECT_POSE, lambda m: self.recorder.add_object_pose(
             ns(m.header.stamp), [m.pose.position.x, m.pose.position.y, m.pose.position.z],
             [m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w]))
-        self.subscribe(QuaternionStamped, "/dexndm/wrist_orientation", lambda m: self.recorder.set_wrist(
+        self.subscribe(QuaternionStamped, ros.WRIST_ORIENTATION, lambda m: self.recorder.set_wrist(
             [m.quaternion.x, m.quaternion.y, m.quaternion.z, m.quaternion.w]), ANY)
-        self.subscribe(DiagnosticArray, "/diagnostics", self.on_diagnostics)
-        self.subscribe(EpisodeEvent, "/dexndm/collect/episode", self.on_episode)
+        self.subscribe(DiagnosticArray, ros.DIAGNOSTICS, self.on_diagnostics)
+        subs[ros.EPISODE] = self.subscribe(EpisodeEvent, ros.EPISODE, self.on_episode)
+        self.awaited = [subs[t] for t in awaited]
+        self.ready_pub = self.create_publisher(Empty, ros.VIEWER_READY, ros.LATCHED.profile())
+        self.ready = False
         self.flush_period = float(p["flush_period"])
         self.mode = p["mode"]
         where = [f"recording to {Path(p['recording']).resolve()}"] if p["recording"] else []
@@ -91,11 +108,18 @@ class ViewerNode(Node):
         latency = 1e3 * (received - written) if written and received else float("nan")
         self.recorder.add_command(stamp, msg.position, latency)
 
-    def subscribe(self, msg_type, topic: str, callback, qos=RELIABLE) -> None:
+    def subscribe(self, msg_type, topic: str, callback, qos=RELIABLE):
         def counted(msg) -> None:
             self.handled += 1
             callback(msg)
-        self.create_subscription(msg_type, topic, counted, qos)
+        return self.create_subscription(msg_type, topic, counted, qos)
+
+    def signal_ready(self) -> bool:
+        """Publish the ready signal once every awaited topic has a matched publisher; True from then on."""
+        if not self.ready and all(sub.get_publisher_count() > 0 for sub in self.awaited):
+            self.ready_pub.publish(Empty())
+            self.ready = True
+        return self.ready
 
     def drain(self, executor, budget_s: float = 2.0) -> None:
         """Run callbacks until nothing is queued (a few idle turns: the executor has entities of its own), for
@@ -146,7 +170,7 @@ def main() -> None:
     executor.add_node(node)
     try:
         while not stop.is_set() and rclpy.ok():
-            stop.wait(node.flush_period)
+            stop.wait(node.flush_period if node.signal_ready() else READY_POLL_S)
             node.drain(executor)
             node.recorder.flush()
     finally:
