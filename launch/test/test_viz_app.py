@@ -70,7 +70,7 @@ def test_viz_refuses_what_cannot_run_with_a_clear_message(args, message):
 
 
 def test_rotate_with_viz_rerun_records_the_hand_the_object_and_every_joint(tmp_path):
-    out = run("dexndm", "rotate", "axis:=z", "hardware:=sim", "realtime_factor:=0", "duration:=5", "viz:=rerun",
+    out = run("dexndm", "rotate", "axis:=z", "hardware:=sim", "realtime_factor:=1", "duration:=5", "viz:=rerun",
               f"plot:={tmp_path / 'rotate.png'}")
     assert out.returncode == 0, out.stderr[-3000:]
     monitor = fields(out.stdout)
@@ -135,8 +135,8 @@ class NodeProcess:
 
 def test_a_viewer_that_starts_late_still_records_the_run_from_its_first_state(tmp_path):
     """The sim driver waits for the viewer's ready signal as for the monitor's. The viewer is started only once
-    the monitor has signalled ready: gated on the monitor alone, an unpaced run would be under way (or over)
-    by then; gated on both, the viewer records every state from the first (sim time 0)."""
+    the monitor has signalled ready: gated on the monitor alone, the run is under way by then (the viewer
+    takes seconds to start); gated on both, the viewer records every state from the first (sim time 0)."""
     import rclpy
     from rclpy.node import Node
     from std_msgs.msg import Empty
@@ -144,7 +144,7 @@ def test_a_viewer_that_starts_late_still_records_the_run_from_its_first_state(tm
     rotate = graph.load_app("rotate")
     rrd = tmp_path / "late.rrd"
     specs = rotate.nodes(graph.resolve_arguments(rotate, {
-        "axis": "z", "realtime_factor": "0", "duration": "2", "plot": "none", "viz": "rerun",
+        "axis": "z", "realtime_factor": "1", "duration": "2", "plot": "none", "viz": "rerun",
         "viz_recording": str(rrd)}))
     viewer_spec = next(s for s in specs if s.executable == "rerun_viewer")
     procs = {}

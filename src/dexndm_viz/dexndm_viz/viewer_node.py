@@ -41,6 +41,7 @@ ANY = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
 EVENTS = {EpisodeEvent.START: "START", EpisodeEvent.END: "END", EpisodeEvent.ABORT: "ABORT"}
 TIMESTAMP_AFTER_S = 1e8  # stamps later than this (~3 years after 1970) are wall clock, earlier ones sim time
 READY_POLL_S = 0.02  # s between checks for matched publishers before the ready signal (the graph waits on it)
+FINAL_DRAIN_S, FINAL_QUIET_S = 3.0, 0.3  # s: the last drain's budget (the runner's SIGTERM comes after 5 s), quiet
 MATCHABLE = (ros.JOINT_STATES, ros.HAND_COMMAND, ros.POLICY_STEP, ros.OBJECT_POSE, ros.EPISODE)
 
 
@@ -121,14 +122,22 @@ class ViewerNode(Node):
             self.ready = True
         return self.ready
 
-    def drain(self, executor, budget_s: float = 2.0) -> None:
-        """Run callbacks until nothing is queued (a few idle turns: the executor has entities of its own), for
-        at most budget_s, so that a viewer starved of CPU still flushes and stops on time."""
-        idle, deadline = 0, time.monotonic() + budget_s
-        while idle < 3 and time.monotonic() < deadline:
+    def drain(self, executor, budget_s: float = 2.0, quiet_s: float = 0.0) -> None:
+        """Run callbacks until nothing is queued, for at most budget_s, so that a viewer starved of CPU still
+        flushes and stops on time. quiet_s = 0 (a batch): until a few turns find nothing (the executor has
+        entities of its own). quiet_s > 0 (the last drain): until no message came for quiet_s, so that what
+        the DDS threads (niced like the rest) are still taking in is not left behind."""
+        deadline = time.monotonic() + budget_s
+        idle, last = 0, time.monotonic()
+        while time.monotonic() < deadline:
             before = self.handled
-            executor.spin_once(timeout_sec=0)
-            idle = idle + 1 if self.handled == before else 0
+            executor.spin_once(timeout_sec=min(quiet_s, 0.05))
+            if self.handled != before:
+                idle, last = 0, time.monotonic()
+                continue
+            idle += 1
+            if (time.monotonic() - last >= quiet_s) if quiet_s else idle >= 3:
+                return
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         self.recorder.log_diagnostics([(s.level[0] if isinstance(s.level, bytes) else int(s.level), s.name, s.message,
@@ -143,7 +152,10 @@ class ViewerNode(Node):
 
     def close(self) -> None:
         self.recorder.flush(final=True)
-        self.stream.flush()
+        try:
+            self.stream.flush()
+        except RuntimeError as err:  # a viewer that went away (its window closed, or it could not start)
+            print(f"rerun_viewer: {err}; the recording file is written all the same", file=sys.stderr, flush=True)
         self.stream.disconnect()
         s = self.recorder.stats
         print(f"rerun_viewer: logged {s.rows_sent} states ({s.states} received), {s.commands} commands, {s.steps} policy "
@@ -174,7 +186,7 @@ def main() -> None:
             node.drain(executor)
             node.recorder.flush()
     finally:
-        node.drain(executor)
+        node.drain(executor, FINAL_DRAIN_S, FINAL_QUIET_S)
         executor.shutdown()
         node.close()
         node.destroy_node()

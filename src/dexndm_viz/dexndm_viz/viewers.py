@@ -29,10 +29,17 @@ NICE = 10  # viewer processes yield the CPU to the control loop
 
 
 def lower_priority(nice: int = NICE) -> None:
-    """Yield the CPU to the control loop: nice for this thread and every thread started later, and for the
-    session's scheduling group when this process leads its own session (Linux autogroups: there, nice only
-    ranks tasks within a group, and the dexndm runner starts every node in a session of its own)."""
-    os.nice(nice)
+    """Yield the CPU to the control loop: nice for every thread of this process (rerun's and DDS's, started
+    before this, included) and every thread started later, and for the session's scheduling group when this
+    process leads its own session (Linux autogroups: there, nice only ranks tasks within a group, and the
+    dexndm runner starts every node in a session of its own). Not SCHED_IDLE: under load it starved the
+    viewer until it lost the end of a run (docs/VIEWER.md)."""
+    tasks = [int(t) for t in os.listdir("/proc/self/task")] if Path("/proc/self/task").is_dir() else [0]
+    for tid in tasks:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + nice, 19))
+        except OSError:
+            pass  # a thread that has just ended
     if os.getsid(0) == os.getpid():
         try:
             Path("/proc/self/autogroup").write_text(str(nice))
