@@ -60,6 +60,7 @@ class Probe:
         self.written: dict[int, float] = {}
         self.phase: list[float] | None = None
         self.received: list[float] | None = None
+        self.states: list[tuple[float, float]] = []  # (stamp s, DDS source s) of the phase's states
         self.viewer_ready = 0
         self.node.create_subscription(JointState, ros.JOINT_STATES, self.on_state, qos)
         self.node.create_subscription(HandCommand, ros.HAND_COMMAND, self.on_command, qos)
@@ -67,7 +68,10 @@ class Probe:
         self.node.create_publisher(Empty, ros.MONITOR_READY, ros.LATCHED.profile()).publish(Empty())
 
     def on_state(self, msg, info) -> None:
-        self.written[msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec] = info["source_timestamp"] * 1e-9
+        stamp, written = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, info["source_timestamp"] * 1e-9
+        self.written[stamp] = written
+        if self.phase is not None:
+            self.states.append((stamp * 1e-9, written))
         if len(self.written) > 2000:
             for key in sorted(self.written)[:1000]:
                 del self.written[key]
@@ -91,13 +95,17 @@ class Probe:
         while time.monotonic() < deadline and not (until and until()):
             self.rclpy.spin_once(self.node, timeout_sec=0.05)
 
-    def measure(self, seconds: float) -> tuple[np.ndarray, float]:
-        self.phase, self.received = [], []
+    def measure(self, seconds: float) -> tuple[np.ndarray, float, float]:
+        """Latencies (ms), the command rate (Hz, wall clock) and the sim's pace (sim s per wall s: 1 when
+        the driver keeps every 50 ms tick) over `seconds`."""
+        self.phase, self.received, self.states = [], [], []
         self.spin(seconds)
-        lat, rec = self.phase, self.received
+        lat, rec, states = self.phase, self.received, self.states
         self.phase = self.received = None
         rate = (len(rec) - 1) / (rec[-1] - rec[0]) if len(rec) > 1 else float("nan")
-        return np.asarray(lat), rate
+        pace = ((states[-1][0] - states[0][0]) / (states[-1][1] - states[0][1]) if len(states) > 1
+                else float("nan"))
+        return np.asarray(lat), rate, pace
 
 
 def start(spec, work: Path, tag: str = "") -> subprocess.Popen:
@@ -184,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init()
     probe = Probe()
     procs = [start(specs[name], work) for name in ("hand_driver", "rotation_policy")]
-    off, on, rates, viewer_cpu, recordings = [], [], {"off": [], "on": []}, [], []
+    off, on, rates, paces, viewer_cpu, recordings = [], [], {"off": [], "on": []}, {"off": [], "on": []}, [], []
 
     def viewer_start(k: int) -> subprocess.Popen:
         viewer_spec.parameters["recording"] = str(work / f"viewer_{k}.rrd")
@@ -201,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("the graph did not come up within 120 s")
         probe.spin(5.0)  # warm-up, unmeasured
         for cycle in range(args.cycles + 1):
-            lat, rate = probe.measure(args.phase_s)
+            lat, rate, pace = probe.measure(args.phase_s)
             off.append(lat)
             rates["off"].append(rate)
+            paces["off"].append(pace)
             if cycle == args.cycles:
                 break
             t_start = time.monotonic()
@@ -211,13 +220,14 @@ def main(argv: list[str] | None = None) -> int:
             ready_s = time.monotonic() - t_start
             probe.spin(args.settle_s)
             cpu0, t0 = cpu_seconds(viewer.pid), time.monotonic()
-            lat, rate = probe.measure(args.phase_s)
+            lat, rate, pace = probe.measure(args.phase_s)
+            paces["on"].append(pace)
             viewer_cpu.append((cpu_seconds(viewer.pid) - cpu0) / (time.monotonic() - t0))
             on.append(lat)
             rates["on"].append(rate)
             recordings.append((work / f"viewer_{cycle}.rrd", stop(viewer)))
-            print(f"cycle {cycle}: off p99 {p99(off[-1]):.3f} ms ({len(off[-1])} states), on p99 {p99(on[-1]):.3f} ms "
-                  f"({len(on[-1])}), viewer ready in {ready_s:.1f} s, {100 * viewer_cpu[-1]:.1f} % of a core, "
+            print(f"cycle {cycle}: off p99 {p99(off[-1]):.3f} ms ({len(off[-1])} states, pace {paces['off'][-1]:.3f}), "
+                  f"on p99 {p99(on[-1]):.3f} ms ({len(on[-1])}, pace {paces['on'][-1]:.3f}), viewer ready in {ready_s:.1f} s, {100 * viewer_cpu[-1]:.1f} % of a core, "
                   f"load {os.getloadavg()[0]:.2f}",
                   flush=True)
             probe.spin(args.settle_s)
@@ -233,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = figures["p99_delta_ms"] <= LIMIT_MS and figures["pair_p99_delta_median_ms"] <= LIMIT_MS and complete
     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items())
           + f" rate_hz_off={statistics.median(rates['off']):.2f} rate_hz_on={statistics.median(rates['on']):.2f}"
+          f" sim_pace_off={statistics.median(paces['off']):.3f} sim_pace_on={statistics.median(paces['on']):.3f}"
           f" viewer_rows={sum(c[1] for c in checks)} viewer_gaps={sum(max(c[2], 0) for c in checks)}"
           f" viewer_complete={int(complete)} viewer_cpu_core={statistics.median(viewer_cpu):.3f}"
           f" cycles={len(on)} load_avg={load:.2f} bench_s={time.monotonic() - began:.0f} ok={int(ok)}")
