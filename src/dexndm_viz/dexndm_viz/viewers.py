@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -112,8 +113,16 @@ class ViewerProcess:
     def __init__(self, args: list[str], ports: list[int], detach: bool = False, timeout_s: float = 60.0):
         self.ports = ports
         self._log = tempfile.NamedTemporaryFile(prefix="dexndm-rerun-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([rerun_binary(), *args], env=viewer_env(), stdin=subprocess.DEVNULL,
+        # At nice 10 like the node (a software renderer costs cores); a detached one leads a session of its own,
+        # so its scheduling group gets the nice too.
+        nice = ["nice", "-n", str(NICE)] if shutil.which("nice") else []
+        self.proc = subprocess.Popen([*nice, rerun_binary(), *args], env=viewer_env(), stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=detach)
+        if detach:
+            try:
+                Path(f"/proc/{self.proc.pid}/autogroup").write_text(str(NICE))
+            except OSError:
+                pass  # no autogroups on this kernel
         deadline = time.monotonic() + timeout_s
         while not all(_listening(p) for p in ports):
             if self.proc.poll() is not None:
