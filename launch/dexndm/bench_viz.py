@@ -39,6 +39,7 @@ from dexndm_description.interfaces import HAND_COMMAND, MONITOR_READY
 
 LIMIT_MS = 1.0  # the viewer may add at most this to the p99
 BOOTSTRAP = 2000  # resamples of the pairs for the interval of the pooled difference
+READBACK_S = 6.0  # s to read one recording back at the end (a loaded machine), for --budget-s
 
 
 class Probe:
@@ -177,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=8, help="on phases (each between two off phases)")
     parser.add_argument("--phase-s", type=float, default=10.0, help="measured seconds per phase")
     parser.add_argument("--settle-s", type=float, default=2.0, help="unmeasured seconds after each viewer start/stop")
+    parser.add_argument("--budget-s", type=float, default=0.0,
+                        help="wall seconds for the whole run: no new cycle once one more would not fit (0: no limit)")
     args = parser.parse_args(argv)
     began = time.monotonic()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -208,13 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         if not probe.phase_ready():
             raise RuntimeError("the graph did not come up within 120 s")
         probe.spin(5.0)  # warm-up, unmeasured
+        cycle_s = 0.0  # wall seconds of the last cycle, the off phase after it included
         for cycle in range(args.cycles + 1):
             lat, rate, pace = probe.measure(args.phase_s)
             off.append(lat)
             rates["off"].append(rate)
             paces["off"].append(pace)
-            if cycle == args.cycles:
-                break
+            if cycle == args.cycles or (args.budget_s and cycle and time.monotonic() - began + cycle_s
+                                        + READBACK_S * (cycle + 1) > args.budget_s):
+                break  # the last phase was an off phase: every on phase has one on either side
             t_start = time.monotonic()
             viewer = viewer_start(cycle)
             ready_s = time.monotonic() - t_start
@@ -226,11 +231,12 @@ def main(argv: list[str] | None = None) -> int:
             on.append(lat)
             rates["on"].append(rate)
             recordings.append((work / f"viewer_{cycle}.rrd", stop(viewer)))
-            print(f"cycle {cycle}: off p99 {p99(off[-1]):.3f} ms ({len(off[-1])} states, pace {paces['off'][-1]:.3f}), "
-                  f"on p99 {p99(on[-1]):.3f} ms ({len(on[-1])}, pace {paces['on'][-1]:.3f}), viewer ready in {ready_s:.1f} s, {100 * viewer_cpu[-1]:.1f} % of a core, "
-                  f"load {os.getloadavg()[0]:.2f}",
-                  flush=True)
+            print(f"cycle {cycle}: off p99 {p99(off[-1]):.3f} ms ({len(off[-1])} states, pace "
+                  f"{paces['off'][-1]:.3f}), on p99 {p99(on[-1]):.3f} ms ({len(on[-1])}, pace {paces['on'][-1]:.3f}), "
+                  f"viewer ready in {ready_s:.1f} s, {100 * viewer_cpu[-1]:.1f} % of a core, "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
             probe.spin(args.settle_s)
+            cycle_s = time.monotonic() - t_start + args.phase_s  # this cycle and the next off phase
     finally:
         for proc in procs:
             stop(proc)
