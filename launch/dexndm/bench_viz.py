@@ -62,6 +62,7 @@ class Probe:
         self.phase: list[float] | None = None
         self.received: list[float] | None = None
         self.states: list[tuple[float, float]] = []  # (stamp s, DDS source s) of the phase's states
+        self.early: dict[int, float] = {}  # state stamp -> reception s of commands taken before their state
         self.viewer_ready = 0
         self.node.create_subscription(JointState, ros.JOINT_STATES, self.on_state, qos)
         self.node.create_subscription(HandCommand, ros.HAND_COMMAND, self.on_command, qos)
@@ -73,16 +74,24 @@ class Probe:
         self.written[stamp] = written
         if self.phase is not None:
             self.states.append((stamp * 1e-9, written))
+            if stamp in self.early:  # its command was taken first (the topics are not ordered with each other)
+                self.add(written, self.early.pop(stamp))
         if len(self.written) > 2000:
             for key in sorted(self.written)[:1000]:
                 del self.written[key]
 
     def on_command(self, msg, info) -> None:
-        written = self.written.get(msg.state_stamp.sec * 10**9 + msg.state_stamp.nanosec)
-        if self.phase is not None and written:
-            received = info["received_timestamp"] * 1e-9
-            self.phase.append(1e3 * (received - written))
-            self.received.append(received)
+        stamp, received = msg.state_stamp.sec * 10**9 + msg.state_stamp.nanosec, info["received_timestamp"] * 1e-9
+        if self.phase is None:
+            return
+        if stamp in self.written:
+            self.add(self.written[stamp], received)
+        else:
+            self.early[stamp] = received
+
+    def add(self, written: float, received: float) -> None:
+        self.phase.append(1e3 * (received - written))
+        self.received.append(received)
 
     def on_viewer_ready(self, _msg) -> None:
         self.viewer_ready += 1
@@ -99,10 +108,11 @@ class Probe:
     def measure(self, seconds: float) -> tuple[np.ndarray, float, float]:
         """Latencies (ms), the command rate (Hz, wall clock) and the sim's pace (sim s per wall s: 1 when
         the driver keeps every 50 ms tick) over `seconds`."""
-        self.phase, self.received, self.states = [], [], []
+        self.phase, self.received, self.states, self.early = [], [], [], {}
         self.spin(seconds)
         lat, rec, states = self.phase, self.received, self.states
         self.phase = self.received = None
+        rec = sorted(rec)
         rate = (len(rec) - 1) / (rec[-1] - rec[0]) if len(rec) > 1 else float("nan")
         pace = ((states[-1][0] - states[0][0]) / (states[-1][1] - states[0][1]) if len(states) > 1
                 else float("nan"))
