@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Tools of the browser tests (teleop page, rerun web viewer), idempotently: Chromium from Debian (apt-get
-# only when it is missing) and the npm packages of the teleop tests (IWER), from the committed package-lock.json.
+# Tools of the browser tests (teleop page, rerun web viewer) and the native viewer's test, idempotently:
+# Chromium, Xvfb and Mesa's lavapipe from Debian (apt-get only when missing) and the npm packages of the
+# teleop tests (IWER), from the committed package-lock.json.
 # Called by scripts/setup.sh --test. Never downloads a browser through npm.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +15,17 @@ else
   say "installing chromium (Debian package)"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium
+fi
+
+# The native viewer's test (viz:=window): a virtual display and a software Vulkan driver (no GPU).
+if [ -x /usr/bin/Xvfb ] && [ -x /usr/bin/xwininfo ] && ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
+  say "Xvfb, xwininfo and lavapipe present"
+else
+  command -v apt-get >/dev/null || { echo "setup-test-tools.sh: Xvfb, xwininfo or Mesa's lavapipe is missing and there is no apt-get; install Debian's xvfb x11-utils mesa-vulkan-drivers" >&2; exit 1; }
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  say "installing xvfb x11-utils mesa-vulkan-drivers (Debian packages)"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends xvfb x11-utils mesa-vulkan-drivers
 fi
 
 WEB="$ROOT/src/dexndm_teleop/test/web"

@@ -4,12 +4,16 @@
     viz:=rerun    write an .rrd recording (beside the plot, or beside the bag), open it later with `rerun FILE`
     viz:=web      also serve the rerun web viewer on 127.0.0.1:viz_port and print its URL
     viz:=window   also open the native rerun viewer (needs a display)
+
+The viewer publishes /dexndm/viz/ready (latched) once the topics it is told to `match` have publishers;
+a sim graph adds it to its driver's start gates (`start_gates`), so the run waits for the viewer too.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from dexndm.graph import Argument, ArgumentError, NodeSpec, as_float
+from dexndm_description.interfaces import HAND_COMMAND, JOINT_STATES, VIEWER_READY
 
 VIZ_MODES = ("none", "rerun", "web", "window")
 
@@ -22,8 +26,10 @@ ARGUMENTS = (
 
 
 def viewer_nodes(args: dict[str, str], recording: str, name: str, object_set: str = "none", wrist: str = "palm_up",
-                 axis: str = "z") -> list[NodeSpec]:
-    """[] for viz:=none, else the rerun_viewer NodeSpec; ArgumentError when the mode cannot run here."""
+                 axis: str = "z", match: tuple[str, ...] = (JOINT_STATES, HAND_COMMAND)) -> list[NodeSpec]:
+    """[] for viz:=none, else the rerun_viewer NodeSpec; ArgumentError when the mode cannot run here.
+
+    `match`: the topics whose publishers the viewer must have matched before it signals ready."""
     mode = args["viz"].strip().lower()
     if mode not in VIZ_MODES:
         raise ArgumentError(f"argument viz must be one of {', '.join(VIZ_MODES)}, got {args['viz']!r}")
@@ -39,9 +45,14 @@ def viewer_nodes(args: dict[str, str], recording: str, name: str, object_set: st
     except VizError as err:
         raise ArgumentError(f"viz:={mode}: {err}") from None
     parameters = {"mode": mode, "recording": args["viz_recording"] or recording, "web_port": int(port),
-                  "object": object_set, "wrist": wrist, "axis": axis, "name": name,
+                  "object": object_set, "wrist": wrist, "axis": axis, "name": name, "match": ",".join(match),
                   "start_type_description_service": False}  # one entity fewer in the viewer's executor
     return [NodeSpec("dexndm_viz", "rerun_viewer", "rerun_viewer", parameters=parameters)]
+
+
+def start_gates(viewer: list[NodeSpec], *others: str) -> str:
+    """The sim driver's `start_gate`: the other ready topics, and the viewer's when the graph has one."""
+    return ",".join((*others, *([VIEWER_READY] if viewer else [])))
 
 
 def beside(path: str, fallback: str, suffix: str = ".rrd") -> str:

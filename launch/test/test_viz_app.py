@@ -3,15 +3,18 @@ own dataframe API (dexndm_viz.readback)."""
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 
 from dexndm import graph
-from dexndm_description import hand
+from dexndm.runner import graph_environment, node_command
+from dexndm_description import hand, interfaces
 from dexndm_viz.hand_model import HandGeometry
 from dexndm_viz.readback import summarize, values
 
@@ -34,12 +37,25 @@ def test_viz_adds_the_viewer_node_only_when_asked():
     viewer = {s.executable: s for s in specs}["rerun_viewer"]
     assert not viewer.required and viewer.parameters["recording"] == "/tmp/x/run.rrd"
     assert viewer.parameters["mode"] == "rerun" and viewer.parameters["object"] == "normal_cylinder"
+    # The sim starts once the monitor and the viewer have matched what they record.
+    driver = {s.executable: s for s in specs}["hand_driver"]
+    assert driver.parameters["start_gate"] == f"{interfaces.MONITOR_READY},{interfaces.VIEWER_READY}"
+    assert viewer.parameters["match"].split(",") == [interfaces.JOINT_STATES, interfaces.HAND_COMMAND,
+                                                     interfaces.POLICY_STEP, interfaces.OBJECT_POSE]
     hw = rotate.nodes(graph.resolve_arguments(rotate, {"viz": "web", "hardware": "dynamixel", "viz_port": "0"}))
     viewer = {s.executable: s for s in hw}["rerun_viewer"]
     assert viewer.parameters["object"] == "none" and viewer.parameters["web_port"] == 0  # the hardware graph too
+    assert viewer.parameters["match"].split(",")[-1] == interfaces.POLICY_STEP  # no object pose on hardware
+    assert "start_gate" not in {s.executable: s for s in hw}["hand_driver"].parameters  # a wall-clock loop
     collect = graph.load_app("collect")
-    specs = collect.nodes(graph.resolve_arguments(collect, {"viz": "rerun", "output": "data/box"}))
-    assert {s.executable: s for s in specs}["rerun_viewer"].parameters["recording"] == "data/box.rrd"
+    specs = {s.executable: s for s in collect.nodes(graph.resolve_arguments(collect, {"viz": "rerun",
+                                                                                       "output": "data/box"}))}
+    assert specs["rerun_viewer"].parameters["recording"] == "data/box.rrd"
+    assert specs["rerun_viewer"].parameters["match"].split(",") == [interfaces.JOINT_STATES, interfaces.HAND_COMMAND,
+                                                                    interfaces.EPISODE]
+    assert specs["hand_driver"].parameters["start_gate"] == interfaces.VIEWER_READY
+    plain = {s.executable: s for s in collect.nodes(graph.resolve_arguments(collect, {}))}
+    assert "start_gate" not in plain["hand_driver"].parameters
 
 
 @pytest.mark.parametrize("args, message", [
@@ -54,7 +70,7 @@ def test_viz_refuses_what_cannot_run_with_a_clear_message(args, message):
 
 
 def test_rotate_with_viz_rerun_records_the_hand_the_object_and_every_joint(tmp_path):
-    out = run("dexndm", "rotate", "axis:=z", "hardware:=sim", "realtime_factor:=0", "duration:=5", "viz:=rerun",
+    out = run("dexndm", "rotate", "axis:=z", "hardware:=sim", "realtime_factor:=1", "duration:=5", "viz:=rerun",
               f"plot:={tmp_path / 'rotate.png'}")
     assert out.returncode == 0, out.stderr[-3000:]
     monitor = fields(out.stdout)
@@ -95,6 +111,77 @@ def test_rotate_with_viz_rerun_records_the_hand_the_object_and_every_joint(tmp_p
     _, timing = values(rrd, "driver_time", "/policy/timing", "Scalars:scalars")
     assert len(timing) >= int(monitor["commands"]) and 0 < np.nanmedian([t[1] for t in timing]) < 50  # inference ms
     assert 0 < np.nanmedian([t[0] for t in timing]) < 1000  # state->command, ms (DDS timestamps)
+
+
+class NodeProcess:
+    """One node of an app's graph as its own process (session), its output in a log file."""
+
+    def __init__(self, spec, work):
+        self.log = work / f"{spec.name}.log"
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(node_command(spec, work), env=graph_environment(), stdout=log,
+                                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+    def stop(self, timeout_s=30.0) -> str:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.log.read_text(errors="replace")
+
+
+def test_a_viewer_that_starts_late_still_records_the_run_from_its_first_state(tmp_path):
+    """The sim driver waits for the viewer's ready signal as for the monitor's. The viewer is started only once
+    the monitor has signalled ready: gated on the monitor alone, the run is under way by then (the viewer
+    takes seconds to start); gated on both, the viewer records every state from the first (sim time 0)."""
+    import rclpy
+    from rclpy.node import Node
+    from std_msgs.msg import Empty
+
+    rotate = graph.load_app("rotate")
+    rrd = tmp_path / "late.rrd"
+    specs = rotate.nodes(graph.resolve_arguments(rotate, {
+        "axis": "z", "realtime_factor": "1", "duration": "2", "plot": "none", "viz": "rerun",
+        "viz_recording": str(rrd)}))
+    viewer_spec = next(s for s in specs if s.executable == "rerun_viewer")
+    procs = {}
+    rclpy.init()
+    node = Node("late_viewer_test")
+    ready = []
+    node.create_subscription(Empty, interfaces.MONITOR_READY, ready.append, interfaces.LATCHED.profile())
+    try:
+        procs.update((s.name, NodeProcess(s, tmp_path)) for s in specs if s is not viewer_spec)
+        monitor = procs["rotation_monitor"].proc
+        deadline = time.monotonic() + 180
+        while not ready and monitor.poll() is None and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        assert ready, "the rotation monitor never signalled ready"
+        procs["rerun_viewer"] = NodeProcess(viewer_spec, tmp_path)  # only now
+        assert monitor.wait(timeout=240) == 0, procs["rotation_monitor"].log.read_text()[-3000:]
+        while time.monotonic() < deadline and viewer_spec.name not in {
+                info.node_name for info in node.get_subscriptions_info_by_topic(interfaces.JOINT_STATES)}:
+            rclpy.spin_once(node, timeout_sec=0.05)  # the viewer is up (ungated, the run may be over by now)
+        for name in ("hand_driver", "rotation_policy"):  # the graph ends as with the runner: no new states
+            procs[name].stop()
+        viewer_log = procs.pop("rerun_viewer").stop()  # then the viewer writes what it has queued
+    finally:
+        for proc in procs.values():
+            proc.stop()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    result = fields(next(line for line in reversed(procs["rotation_monitor"].log.read_text().splitlines())
+                         if line.startswith("rot_rad=")))
+    logged = re.search(r"rerun_viewer: logged (\d+) states \((\d+) received\)", viewer_log)
+    assert logged, viewer_log[-3000:]
+    summary = summarize(rrd, "driver_time")
+    stamps = np.array([t.total_seconds() for t in summary.index])
+    assert len(stamps) > 0 and stamps[0] == 0.0, (f"the viewer recorded {len(stamps)} states, from sim time "
+                                                  f"{stamps[:1]} s: it missed the start of the run")
+    assert len(stamps) == int(logged.group(1)) == int(logged.group(2))
+    assert np.allclose(np.diff(stamps), PERIOD_S) and stamps[-1] >= float(result["run_s"]) - 1e-6
 
 
 def bag_states_per_episode(bag):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dexndm import viz
 from dexndm.graph import Argument, ArgumentError, NodeSpec, as_bool, as_float
+from dexndm_description.interfaces import EPISODE, HAND_COMMAND, JOINT_STATES
 from dexndm_description.parameters import REALTIME_FACTOR
 
 ARGUMENTS = (
@@ -66,7 +67,10 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
     if sim:  # one clock for the graph: commands and events are stamped with the sim time of the states
         collector["use_sim_time"] = True
     viewer = viz.viewer_nodes(args, str(args["output"]).rstrip("/") + ".rrd", "collect",
-                              args["object"] if args["scene"] == "grasp" else "none", args["wrist"])
+                              args["object"] if args["scene"] == "grasp" else "none", args["wrist"],
+                              match=(JOINT_STATES, HAND_COMMAND, EPISODE))
+    if sim and viewer:
+        driver["start_gate"] = viz.start_gates(viewer)  # the sim waits for the viewer: it sees the first state
     return [
         NodeSpec("dexndm_driver", "hand_driver", "hand_driver", parameters=driver),
         NodeSpec("dexndm_collect", "chaos_box", "chaos_box", parameters=collector, required=True),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dexndm import viz
 from dexndm.graph import Argument, ArgumentError, NodeSpec, as_bool, as_float
-from dexndm_description.interfaces import MONITOR_READY
+from dexndm_description.interfaces import HAND_COMMAND, JOINT_STATES, MONITOR_READY, OBJECT_POSE, POLICY_STEP
 from dexndm_description.parameters import REALTIME_FACTOR
 
 HARDWARE = ("sim", "emulated", "dynamixel")
@@ -74,10 +74,6 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
         raise ArgumentError("realtime_factor must be >= 0 and duration > 0")
     driver = {"backend": hardware, "wrist": args["wrist"], "object": args["object"], "world": world,
               "realtime_factor": realtime_factor}
-    if hardware == "sim":
-        # The sim graph's clock is the simulation's: the driver stamps states with sim time and publishes
-        # /clock, and every node runs on it, so PolicyStep, state_stamp and joint states agree.
-        driver["start_gate"] = MONITOR_READY  # no state, no step before the monitor is matched
     if hardware == "dynamixel":
         driver["port"] = args["port"]
     policy = {"axis": args["axis"], "wrist": args["wrist"], "generalist_model": args["generalist_model"],
@@ -89,8 +85,15 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
                "measure_object": hardware != "dynamixel", "track_reference": hardware != "dynamixel",
                "generalist_model": args["generalist_model"], "object": args["object"],
                "reference_reset": "canonical" if hardware == "sim" else ""}
+    posed = hardware != "dynamixel"
     viewer = viz.viewer_nodes(args, viz.beside(plot, "output/rotate.rrd"), "rotate",
-                              args["object"] if hardware != "dynamixel" else "none", args["wrist"], args["axis"])
+                              args["object"] if posed else "none", args["wrist"], args["axis"],
+                              (JOINT_STATES, HAND_COMMAND, POLICY_STEP, *([OBJECT_POSE] if posed else [])))
+    if hardware == "sim":
+        # The sim graph's clock is the simulation's: the driver stamps states with sim time and publishes
+        # /clock, and every node runs on it, so PolicyStep, state_stamp and joint states agree.
+        # No state, no step before the monitor (and the viewer, with viz) has matched the graph.
+        driver["start_gate"] = viz.start_gates(viewer, MONITOR_READY)
     specs = [
         NodeSpec("dexndm_driver", "hand_driver", "hand_driver", parameters=driver),
         NodeSpec("dexndm_policy", "rotation_policy", "rotation_policy", parameters=policy),

@@ -22,6 +22,7 @@ DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
 CLOCK = "/clock"  # rosgraph_msgs/Clock, sim driver
 OBJECT_POSE = "/sim/object_pose"  # geometry_msgs/PoseStamped, simulated object, frame world
 MONITOR_READY = "/dexndm/monitor/ready"  # std_msgs/Empty, latched: the rotation monitor is matched
+VIEWER_READY = "/dexndm/viz/ready"  # std_msgs/Empty, latched: the rerun viewer is matched
 
 # Services and actions
 HAND_ENABLE = "/leap_hand/enable"  # std_srvs/SetBool: torque
@@ -58,7 +59,7 @@ MONITOR_ANY = Qos(200, reliable=False)
 #: The viewer drains its queues every flush period (0.5 s): at hundreds of Hz that needs 1000 states deep.
 VIEWER_STREAM = Qos(1000)
 VIEWER_ANY = Qos(100, reliable=False)
-#: The last value stays for late joiners (rotation axis from teleop, the monitor's ready signal).
+#: The last value stays for late joiners (rotation axis from teleop, the monitor's and viewer's ready signals).
 LATCHED = Qos(1, transient_local=True)
 
 

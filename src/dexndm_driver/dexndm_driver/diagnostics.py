@@ -45,7 +45,8 @@ def build(stats: DriverStats, hardware_id: str = "leap_hand") -> list[DiagStatus
         "write_failures": str(stats.write_failures), "port_lost": str(stats.port_lost),
         "reconnects": str(stats.reconnects), "overruns": str(stats.overruns),
         "fast_sync_read": str(stats.fast_sync_read), "rebooted": ",".join(map(str, stats.rebooted)),
-        "last_error": stats.last_error, "last_read_error": stats.last_read_error})
+        "last_error": stats.last_error, "last_read_error": stats.last_read_error,
+        "start_gates_pending": ",".join(stats.waiting_for)})
     refused_total = sum(stats.refused.values())
     cmd_values = {"accepted": str(stats.accepted), "refused_total": str(refused_total),
                   "clamped_commands": str(stats.clamped_commands), "clamped_joints": str(stats.clamped_joints),

@@ -53,7 +53,9 @@ class DriverConfig:
     health_period: float = 1.0  # s between temperature / hardware-error polls
     diagnostics_period: float = 1.0  # s
     reconnect_period: float = 1.0  # s
-    gated: bool = False  # lockstep only: publish and step nothing until open_gate() (the graph is matched)
+    #: lockstep only: publish and step nothing until open_gate(name) was called for every name (each a part of
+    #: the graph that must see the run from its first state: the monitor, the viewer)
+    start_gates: tuple[str, ...] = ()
 
 
 @dataclass
@@ -86,6 +88,7 @@ class DriverStats:
     read_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
     cycle_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
     jitter_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
+    waiting_for: list = field(default_factory=list)  # start gates not open yet (lockstep)
 
 
 class HandDriver:
@@ -109,7 +112,8 @@ class HandDriver:
         self._last_command_mono = 0.0
         self._last_read_s = 0.0
         self._thread: threading.Thread | None = None
-        self._gate_open = not self.config.gated
+        self._gates_pending = set(self.config.start_gates)
+        self.stats.waiting_for = sorted(self._gates_pending)
 
     # ---- entry points for other threads ---------------------------------------------------
     def start(self) -> None:
@@ -159,11 +163,16 @@ class HandDriver:
                                   f"after its state")
         return check
 
-    def open_gate(self) -> None:
-        """Let a gated lockstep driver publish its first state and start stepping."""
+    def open_gate(self, name: str) -> None:
+        """Mark one start gate open; a gated lockstep driver publishes its first state once all of them are."""
         with self._cv:
-            self._gate_open = True
+            self._gates_pending.discard(name)
+            self.stats.waiting_for = sorted(self._gates_pending)
             self._cv.notify_all()
+
+    @property
+    def _gate_open(self) -> bool:
+        return not self._gates_pending
 
     def request_enable(self, on: bool, timeout: float = 10.0) -> tuple[bool, str]:
         """Activate (torque on; servos with a hardware error are rebooted first) or deactivate."""
@@ -408,10 +417,12 @@ class HandDriver:
         step_wall = hand.CONTROL_DT / rtf if rtf > 0 else 0.0
         next_diag = 0.0
         if not self._gate_open:
-            self.sink.log("info", "waiting for the start gate before the first state (the graph's monitor)")
+            self.sink.log("info", "waiting for the start gates before the first state: "
+                                  + ", ".join(sorted(self._gates_pending)))
             while not self._stopped() and not self._gate_open:
                 self._serve_requests()
-                self._wait(self.config.diagnostics_period, lambda: self._gate_open)
+                pending = len(self._gates_pending)  # report at once when one opens, else once a period
+                self._wait(self.config.diagnostics_period, lambda: len(self._gates_pending) < pending)
                 self.sink.diagnostics(self.stats, self._stamp())
             if self._stopped():
                 return

@@ -34,8 +34,8 @@ PARAMETERS = (
     Param("initial_pose", "canonical", "canonical or open: the first target after torque on / the sim's reset pose"),
     Param("autostart", True, "configure and activate at start (false: wait for /leap_hand/enable)"),
     Param("emulator_motor_model", "physics", "emulated only: physics (target world) or first_order"),
-    Param("start_gate", "", "sim only: a std_msgs/Empty topic (latched) to wait for before the first state; "
-                            "'' = start at once"),
+    Param("start_gate", "", "sim only: std_msgs/Empty topics (latched), comma-separated: the first state waits "
+                            "for a message on every one; '' = start at once"),
 )
 
 
@@ -48,10 +48,10 @@ class HandDriverNode(Node):
         pose = backends.initial_pose(p["initial_pose"])
         backend = backends.make_backend(p["backend"], p["port"], p["baudrate"], world, pose,
                                         p["emulator_motor_model"])
-        gated = bool(p["start_gate"]) and backend.lockstep
+        gates = tuple(dict.fromkeys(t.strip() for t in p["start_gate"].split(",") if t.strip())) if backend.lockstep else ()
         config = DriverConfig(rate_hz=p["rate_hz"], command_timeout=p["command_timeout"],
                               realtime_factor=p["realtime_factor"], initial_pose=pose, autostart=p["autostart"],
-                              use_sim_time=bool(self.get_parameter("use_sim_time").value), gated=gated)
+                              use_sim_time=bool(self.get_parameter("use_sim_time").value), start_gates=gates)
         self.static_wrist = None if backend.lockstep or p["backend"] == "emulated" else wrist
         stream = ros.STREAM.profile()
         self.pub_state = self.create_publisher(JointState, ros.JOINT_STATES, stream)
@@ -62,8 +62,9 @@ class HandDriverNode(Node):
         self.create_subscription(HandCommand, ros.HAND_COMMAND, self.on_command, stream)
         self.create_service(SetBool, ros.HAND_ENABLE, self.on_enable)
         self.driver = HandDriver(backend, self, config)
-        if gated:
-            self.create_subscription(Empty, p["start_gate"], lambda _: self.driver.open_gate(), ros.LATCHED.profile())
+        for gate in gates:
+            self.create_subscription(Empty, gate, lambda _, gate=gate: self.driver.open_gate(gate),
+                                     ros.LATCHED.profile())
         self.driver.start()
 
     # ---- inputs --------------------------------------------------------------------------------

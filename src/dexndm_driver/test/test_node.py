@@ -313,8 +313,9 @@ def test_construction_time_parameters_are_read_only_and_described(ros):
         client.close()
 
 
-def test_a_gated_sim_publishes_nothing_before_the_gate_opens(ros):
-    """Start-up race: a late subscriber (the rotate app's monitor) must see the run from its first state."""
+def test_a_gated_sim_publishes_nothing_before_every_gate_opens(ros):
+    """Start-up race: late subscribers (the rotate app's monitor and viewer) must see the run from its first
+    state. With two gates, one open is not enough; the driver reports which one it still waits for."""
     from std_msgs.msg import Empty
 
     from dexndm_description import interfaces
@@ -322,7 +323,8 @@ def test_a_gated_sim_publishes_nothing_before_the_gate_opens(ros):
     probe = Node("gate_probe")
     diags, states = [], []
     probe.create_subscription(DiagnosticArray, "/diagnostics", diags.append, RELIABLE)
-    gate = probe.create_publisher(Empty, "/gate_test/ready", interfaces.LATCHED.profile())
+    gates = {name: probe.create_publisher(Empty, f"/gate_test/{name}", interfaces.LATCHED.profile())
+             for name in ("monitor", "viewer")}
 
     def spin_until(predicate, timeout=30.0):
         deadline = time.monotonic() + timeout
@@ -330,16 +332,22 @@ def test_a_gated_sim_publishes_nothing_before_the_gate_opens(ros):
             rclpy.spin_once(probe, timeout_sec=0.02)
         return predicate()
 
+    def pending():
+        bus = [s for d in diags for s in d.status if s.name == "hand_driver: bus"]
+        return {kv.key: kv.value for kv in bus[-1].values}["start_gates_pending"] if bus else None
+
     try:
         with hand_driver_process(backend="sim", object="none", realtime_factor=0.0, use_sim_time=True,
-                                 command_timeout=0.2, start_gate="/gate_test/ready"):
-            assert spin_until(lambda: diags), "the driver never reported"  # up, its simulation built
+                                 command_timeout=0.2, start_gate="/gate_test/monitor, /gate_test/viewer"):
+            assert spin_until(lambda: pending() == "/gate_test/monitor,/gate_test/viewer"), pending()
             sub = probe.create_subscription(JointState, "/leap_hand/joint_states", states.append, RELIABLE)
             assert spin_until(lambda: sub.get_publisher_count() > 0)
-            assert not states  # nothing published while gated (ungated: a state every command_timeout)
-            gate.publish(Empty())
+            gates["monitor"].publish(Empty())
+            assert spin_until(lambda: pending() == "/gate_test/viewer"), pending()  # the driver has the first
+            assert not states  # nothing published while one gate is shut (ungated: a state every command_timeout)
+            gates["viewer"].publish(Empty())
             assert spin_until(lambda: len(states) >= 3)
     finally:
         probe.destroy_node()
     stamps = [s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in states[:3]]
-    assert stamps == [0, 50_000_000, 100_000_000], "the late subscriber must see the first state of the run"
+    assert stamps == [0, 50_000_000, 100_000_000], "the late subscribers must see the first state of the run"

@@ -1,4 +1,8 @@
-"""rerun_viewer: logs the runtime topics to rerun (dexndm_viz.recorder); never publishes anything.
+"""rerun_viewer: logs the runtime topics to rerun (dexndm_viz.recorder); publishes only its ready signal.
+
+Once every topic named in `match` has a matched publisher it publishes std_msgs/Empty on
+/dexndm/viz/ready (latched); the apps' sim driver waits for it (start_gate) as for the rotation
+monitor's, so a viewer that starts late still records the run from its first state.
 
 It stays out of the control loop's way: it runs at nice 10 (its thread and session group, see
 `lower_priority`), and in batches, waking once per
@@ -23,6 +27,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Empty
 
 from dexndm_description import interfaces as ros
 from dexndm_msgs.msg import EpisodeEvent, HandCommand, PolicyStep
@@ -34,6 +39,11 @@ RELIABLE = ros.VIEWER_STREAM.profile()
 ANY = ros.VIEWER_ANY.profile()
 EVENTS = {EpisodeEvent.START: "START", EpisodeEvent.END: "END", EpisodeEvent.ABORT: "ABORT"}
 TIMESTAMP_AFTER_S = 1e8  # stamps later than this (~3 years after 1970) are wall clock, earlier ones sim time
+READY_POLL_S = 0.02  # s between checks for matched publishers before the ready signal (the graph waits on it)
+FINAL_DRAIN_S, FINAL_QUIET_S = 3.0, 0.3  # s: the last drain's budget (the runner's SIGTERM comes after 5 s), quiet
+MATCHABLE = (ros.JOINT_STATES, ros.HAND_COMMAND, ros.POLICY_STEP, ros.OBJECT_POSE, ros.EPISODE)
+
+
 ns = ros.stamp_to_ns
 
 
@@ -43,7 +53,11 @@ class ViewerNode(Node):
         super().__init__("rerun_viewer", start_parameter_services=False)
         p = {name: self.declare_parameter(name, default).value for name, default in (
             ("mode", "rerun"), ("recording", "output/rotate.rrd"), ("web_port", 9090), ("object", "none"),
-            ("wrist", "palm_up"), ("axis", "z"), ("name", "dexndm"), ("flush_period", 0.5))}
+            ("wrist", "palm_up"), ("axis", "z"), ("name", "dexndm"), ("flush_period", 0.5),
+            ("match", f"{ros.JOINT_STATES},{ros.HAND_COMMAND}"))}
+        awaited = [t.strip() for t in p["match"].split(",") if t.strip()]
+        if unknown := [t for t in awaited if t not in MATCHABLE]:
+            raise VizError(f"match names {', '.join(unknown)}; the viewer can wait for {', '.join(MATCHABLE)}")
         self.stream, self.viewer = open_recording(p["mode"], p["recording"], "dexndm", p["name"], default_blueprint(),
                                                   int(p["web_port"]))
         obj = None if p["object"].strip().lower() in ("", "none") else p["object"].strip()
@@ -52,17 +66,20 @@ class ViewerNode(Node):
         self.clock_kind: str | None = None
         self.state_written: collections.OrderedDict[int, float] = collections.OrderedDict()  # stamp -> DDS source s
         self.handled = 0  # callbacks run, to tell when a batch is drained
-        self.create_subscription(JointState, ros.JOINT_STATES, self.on_state, RELIABLE)
-        self.create_subscription(HandCommand, ros.HAND_COMMAND, self.on_command, RELIABLE)
-        self.subscribe(PolicyStep, ros.POLICY_STEP, lambda m: self.recorder.add_step(
+        subs = {ros.JOINT_STATES: self.create_subscription(JointState, ros.JOINT_STATES, self.on_state, RELIABLE),
+                ros.HAND_COMMAND: self.create_subscription(HandCommand, ros.HAND_COMMAND, self.on_command, RELIABLE)}
+        subs[ros.POLICY_STEP] = self.subscribe(PolicyStep, ros.POLICY_STEP, lambda m: self.recorder.add_step(
             ns(m.state_stamp), m.base_target, m.residual, m.executed_target, m.axis, m.inference_ms))
-        self.subscribe(PoseStamped, ros.OBJECT_POSE, lambda m: self.recorder.add_object_pose(
+        subs[ros.OBJECT_POSE] = self.subscribe(PoseStamped, ros.OBJECT_POSE, lambda m: self.recorder.add_object_pose(
             ns(m.header.stamp), [m.pose.position.x, m.pose.position.y, m.pose.position.z],
             [m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z, m.pose.orientation.w]))
         self.subscribe(QuaternionStamped, ros.WRIST_ORIENTATION, lambda m: self.recorder.set_wrist(
             [m.quaternion.x, m.quaternion.y, m.quaternion.z, m.quaternion.w]), ANY)
         self.subscribe(DiagnosticArray, ros.DIAGNOSTICS, self.on_diagnostics)
-        self.subscribe(EpisodeEvent, ros.EPISODE, self.on_episode)
+        subs[ros.EPISODE] = self.subscribe(EpisodeEvent, ros.EPISODE, self.on_episode)
+        self.awaited = [subs[t] for t in awaited]
+        self.ready_pub = self.create_publisher(Empty, ros.VIEWER_READY, ros.LATCHED.profile())
+        self.ready = False
         self.flush_period = float(p["flush_period"])
         self.mode = p["mode"]
         where = [f"recording to {Path(p['recording']).resolve()}"] if p["recording"] else []
@@ -90,20 +107,35 @@ class ViewerNode(Node):
         latency = 1e3 * (received - written) if written and received else float("nan")
         self.recorder.add_command(stamp, msg.position, latency)
 
-    def subscribe(self, msg_type, topic: str, callback, qos=RELIABLE) -> None:
+    def subscribe(self, msg_type, topic: str, callback, qos=RELIABLE):
         def counted(msg) -> None:
             self.handled += 1
             callback(msg)
-        self.create_subscription(msg_type, topic, counted, qos)
+        return self.create_subscription(msg_type, topic, counted, qos)
 
-    def drain(self, executor, budget_s: float = 2.0) -> None:
-        """Run callbacks until nothing is queued (a few idle turns: the executor has entities of its own), for
-        at most budget_s, so that a viewer starved of CPU still flushes and stops on time."""
-        idle, deadline = 0, time.monotonic() + budget_s
-        while idle < 3 and time.monotonic() < deadline:
+    def signal_ready(self) -> bool:
+        """Publish the ready signal once every awaited topic has a matched publisher; True from then on."""
+        if not self.ready and all(sub.get_publisher_count() > 0 for sub in self.awaited):
+            self.ready_pub.publish(Empty())
+            self.ready = True
+        return self.ready
+
+    def drain(self, executor, budget_s: float = 2.0, quiet_s: float = 0.0) -> None:
+        """Run callbacks until nothing is queued, for at most budget_s, so that a viewer starved of CPU still
+        flushes and stops on time. quiet_s = 0 (a batch): until a few turns find nothing (the executor has
+        entities of its own). quiet_s > 0 (the last drain): until no message came for quiet_s, so that what
+        the DDS threads (niced like the rest) are still taking in is not left behind."""
+        deadline = time.monotonic() + budget_s
+        idle, last = 0, time.monotonic()
+        while time.monotonic() < deadline:
             before = self.handled
-            executor.spin_once(timeout_sec=0)
-            idle = idle + 1 if self.handled == before else 0
+            executor.spin_once(timeout_sec=min(quiet_s, 0.05))
+            if self.handled != before:
+                idle, last = 0, time.monotonic()
+                continue
+            idle += 1
+            if (time.monotonic() - last >= quiet_s) if quiet_s else idle >= 3:
+                return
 
     def on_diagnostics(self, msg: DiagnosticArray) -> None:
         self.recorder.log_diagnostics([(s.level[0] if isinstance(s.level, bytes) else int(s.level), s.name, s.message,
@@ -118,7 +150,10 @@ class ViewerNode(Node):
 
     def close(self) -> None:
         self.recorder.flush(final=True)
-        self.stream.flush()
+        try:
+            self.stream.flush()
+        except RuntimeError as err:  # a viewer that went away (its window closed, or it could not start)
+            print(f"rerun_viewer: {err}; the recording file is written all the same", file=sys.stderr, flush=True)
         self.stream.disconnect()
         s = self.recorder.stats
         print(f"rerun_viewer: logged {s.rows_sent} states ({s.states} received), {s.commands} commands, {s.steps} policy "
@@ -145,11 +180,11 @@ def main() -> None:
     executor.add_node(node)
     try:
         while not stop.is_set() and rclpy.ok():
-            stop.wait(node.flush_period)
+            stop.wait(node.flush_period if node.signal_ready() else READY_POLL_S)
             node.drain(executor)
             node.recorder.flush()
     finally:
-        node.drain(executor)
+        node.drain(executor, FINAL_DRAIN_S, FINAL_QUIET_S)
         executor.shutdown()
         node.close()
         node.destroy_node()

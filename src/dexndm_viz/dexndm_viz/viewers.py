@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,10 +30,17 @@ NICE = 10  # viewer processes yield the CPU to the control loop
 
 
 def lower_priority(nice: int = NICE) -> None:
-    """Yield the CPU to the control loop: nice for this thread and every thread started later, and for the
-    session's scheduling group when this process leads its own session (Linux autogroups: there, nice only
-    ranks tasks within a group, and the dexndm runner starts every node in a session of its own)."""
-    os.nice(nice)
+    """Yield the CPU to the control loop: nice for every thread of this process (rerun's and DDS's, started
+    before this, included) and every thread started later, and for the session's scheduling group when this
+    process leads its own session (Linux autogroups: there, nice only ranks tasks within a group, and the
+    dexndm runner starts every node in a session of its own). Not SCHED_IDLE: under load it starved the
+    viewer until it lost the end of a run (docs/VIEWER.md)."""
+    tasks = [int(t) for t in os.listdir("/proc/self/task")] if Path("/proc/self/task").is_dir() else [0]
+    for tid in tasks:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + nice, 19))
+        except OSError:
+            pass  # a thread that has just ended
     if os.getsid(0) == os.getpid():
         try:
             Path("/proc/self/autogroup").write_text(str(nice))
@@ -105,8 +113,16 @@ class ViewerProcess:
     def __init__(self, args: list[str], ports: list[int], detach: bool = False, timeout_s: float = 60.0):
         self.ports = ports
         self._log = tempfile.NamedTemporaryFile(prefix="dexndm-rerun-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([rerun_binary(), *args], env=viewer_env(), stdin=subprocess.DEVNULL,
+        # At nice 10 like the node (a software renderer costs cores); a detached one leads a session of its own,
+        # so its scheduling group gets the nice too.
+        nice = ["nice", "-n", str(NICE)] if shutil.which("nice") else []
+        self.proc = subprocess.Popen([*nice, rerun_binary(), *args], env=viewer_env(), stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=detach)
+        if detach:
+            try:
+                Path(f"/proc/{self.proc.pid}/autogroup").write_text(str(NICE))
+            except OSError:
+                pass  # no autogroups on this kernel
         deadline = time.monotonic() + timeout_s
         while not all(_listening(p) for p in ports):
             if self.proc.poll() is not None:

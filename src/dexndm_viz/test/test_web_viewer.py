@@ -3,7 +3,6 @@ it on 127.0.0.1 only, prints its URL, and the page draws the hand in its 3D view
 from __future__ import annotations
 
 import base64
-import io
 import os
 import queue
 import re
@@ -15,11 +14,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from dexndm_viz.layout import BACKGROUND
+from dexndm_viz.screenshot import analyse
 
 # The CDP driver is the teleop tests' tooling (src/dexndm_teleop/test/teleop_testing), not a runtime module.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dexndm_teleop" / "test"))
@@ -39,26 +36,6 @@ def listening_addresses(port: int) -> set[str]:
             if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
                 found.add("127.0.0.1" if address == "0100007F" else address)
     return found
-
-
-def analyse(png: bytes) -> dict[str, float]:
-    """The 3D view is the region painted in the layout's background colour; what is drawn inside it."""
-    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    background = np.all(np.abs(image - np.array(BACKGROUND)) <= 2, axis=2)
-    cols = np.flatnonzero(background.mean(axis=0) > 0.05)  # columns crossing the view (its background shows)
-    if len(cols) < 0.1 * image.shape[1]:
-        return {"view": 0.0, "drawn": 0.0, "dark": 0.0, "orange": 0.0, "corner_background": 0.0}
-    cols = cols[cols <= cols[0] + np.flatnonzero(np.diff(np.append(cols, 10**6)) > 1)[0]]  # the first run
-    rows = np.flatnonzero(background[:, cols].mean(axis=1) > 0.05)
-    view = image[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    drawn = np.abs(view - np.array(BACKGROUND)).max(axis=2) > 40
-    dark = view.max(axis=2) < 120  # the palm and links (grey 0.2-0.25, shaded)
-    r, g, b = view[..., 0], view[..., 1], view[..., 2]
-    orange = (r > 150) & (g > 50) & (g < 170) & (b < 100) & (r - b > 90)  # the object
-    h, w = drawn.shape
-    corner = background[rows[0]:rows[0] + h // 10, cols[0]:cols[0] + w // 10]
-    return {"view": view.shape[1] / image.shape[1], "drawn": drawn.mean(), "dark": dark.mean(),
-            "orange": orange.mean(), "corner_background": corner.mean()}
 
 
 def test_web_viewer_draws_the_hand_of_a_live_rotate_run(tmp_path):
