@@ -66,7 +66,11 @@ class HandBackend(Protocol):
 
     def poll_health(self) -> ServoHealth | None: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Undo open(): close the port (or free the sim); open() may follow again."""
+
+    def release(self) -> None:
+        """Once, at shutdown, after close(): free what the backend owns besides the port (an emulator)."""
 
 
 def make_sim(config: WorldConfig, num_envs: int = 1):
@@ -126,6 +130,9 @@ class BusBackend:
     def close(self) -> None:
         self.hand.close()
 
+    def release(self) -> None:
+        pass
+
 
 class EmulatedBackend(BusBackend):
     """The real bus code and dynamixel-sdk against 16 emulated servos on a pty this backend owns.
@@ -155,11 +162,9 @@ class EmulatedBackend(BusBackend):
         state = self.physics.world_state()
         return WorldState(state["object_pose"], state["wrist_quat"])
 
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.bus.stop()
+    def release(self) -> None:
+        """The emulated servos stay powered across cleanup and configure; they stop here."""
+        self.bus.stop()
 
 
 class SimBackend:
@@ -176,6 +181,8 @@ class SimBackend:
         self._steps = 0
 
     def open(self) -> None:
+        if self.sim is None:  # freed by close(): build it again
+            self.sim = make_sim(self.config)
         self.sim.reset(q=self.initial_pose[None, :])
         self.sim.set_targets(self.initial_pose[None, :])
         self._steps = 0
@@ -211,7 +218,12 @@ class SimBackend:
         return None
 
     def close(self) -> None:
-        self.sim.close()
+        if self.sim is not None:
+            self.sim.close()
+            self.sim = None
+
+    def release(self) -> None:
+        pass
 
 
 BACKENDS = ("sim", "emulated", "dynamixel")

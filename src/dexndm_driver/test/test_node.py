@@ -20,8 +20,8 @@ from std_srvs.srv import SetBool
 from dexndm_description import hand
 from dexndm_driver.registers import reg
 from dexndm_driver.sdk_io import SdkIO
-from dexndm_driver.testing import hand_driver_process, installed_executable
 from dexndm_msgs.msg import HandCommand
+from driver_support import hand_driver_process, installed_executable
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
