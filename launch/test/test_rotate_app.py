@@ -202,8 +202,7 @@ def test_rotate_with_the_gap_monitor_reports_the_gap(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src" / "dexndm_policy" / "test"))
     import dynamics_fixture as fx
 
-    q, a = fx.first_order_rollouts(0.5)  # a law the simulated hand does not follow: a visible gap
-    model = fx.fit_and_export(q, a, tmp_path / "dynamics.onnx")
+    model = fx.halfway_model_path(tmp_path)  # a law the simulated hand does not follow: a visible gap
     out = rotate("monitor_gap:=true", f"gap_model:={model}", "realtime_factor:=0", "duration:=5",
                  f"plot:={tmp_path / 'p.png'}")
     assert out.returncode == 0, out.stderr[-3000:]
