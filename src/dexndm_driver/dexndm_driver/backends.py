@@ -16,7 +16,7 @@ from dexndm_description import hand
 from .dynamixel import DynamixelHand, JointReading, ServoHealth
 from .emulator import EmulatedBus, FirstOrderMotors
 from .emulator.motors import PhysicsMotors
-from .sdk_io import SdkIO
+from .sdk_io import BusError, PortLost, SdkIO
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,22 @@ class BusBackend:
         """Torque on (rebooting servos with a latched hardware error first) or off; returns rebooted IDs."""
         rebooted: list[int] = []
         if on:
-            faulted = sorted(self.hand.poll_health().errors)
+            faulted = sorted(self._poll_health_retrying().errors)
             if faulted:
                 rebooted = self.hand.reboot(faulted)
         self.hand.set_torque(on, hold if on else None)
         return rebooted
+
+    def _poll_health_retrying(self, attempts: int = 3) -> ServoHealth:
+        """One lost or corrupt status packet must not fail a torque-on (the register writes retry too)."""
+        for _ in range(attempts - 1):
+            try:
+                return self.hand.poll_health()
+            except PortLost:
+                raise
+            except BusError:
+                continue
+        return self.hand.poll_health()
 
     def read(self) -> JointReading:
         return self.hand.read()
