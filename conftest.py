@@ -1,8 +1,8 @@
 """Test-wide environment: loopback-only DDS and a ROS_DOMAIN_ID of this run's own.
 
 The domain is claimed with an exclusive lock file so that concurrent test runs on one machine
-(developers, CI, helpers), and the pytest-xdist workers of one run, never see each other's topics. Every rclpy process a test starts
-inherits both variables through os.environ.
+(developers, CI, helpers), and the pytest-xdist workers of one run, never see each other's topics.
+Every rclpy process a test starts inherits both variables through os.environ.
 
 Nothing here touches sys.path: the ROS packages' tests see what an installed workspace sees, and the
 training tests import `dexndm_training` through its editable install (`pip install -e training`, done

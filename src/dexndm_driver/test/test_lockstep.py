@@ -13,8 +13,6 @@ from dexndm_driver.driver import DriverConfig, HandDriver
 from dexndm_driver.states import DriverState
 from driver_support import ManualClock, bring_up
 
-pytest.importorskip("dexndm_description.sim", reason="needs the simulated hand (dexndm_description.sim)")
-
 TICK_NS = 50_000_000
 
 

@@ -188,7 +188,6 @@ def test_dynamixel_backend_reports_a_missing_port_clearly(ros):
 
 
 def test_sim_backend_node_in_lockstep_with_sim_time(ros):
-    pytest.importorskip("dexndm_description.sim", reason="needs the simulated hand")
     from geometry_msgs.msg import PoseStamped
     from rosgraph_msgs.msg import Clock
 
@@ -230,7 +229,6 @@ def test_sim_backend_node_in_lockstep_with_sim_time(ros):
 
 
 def test_emulated_backend_node_with_physics_publishes_the_object(ros):
-    pytest.importorskip("dexndm_description.sim", reason="needs the simulated hand")
     from geometry_msgs.msg import PoseStamped
 
     client = Client("emulated_physics_node_test")
