@@ -153,7 +153,7 @@ class EmulatedBackend(BusBackend):
     """
 
     def __init__(self, world: WorldConfig, initial_pose: np.ndarray, motor_model: str = "physics",
-                 baudrate: int = 4_000_000) -> None:
+                 baudrate: int = 4_000_000, latency_ms: float = 16.0) -> None:
         if motor_model == "physics":
             self.physics = PhysicsMotors(make_sim(world), q0=initial_pose, has_object=world.has_object)
             motors = self.physics
@@ -165,7 +165,7 @@ class EmulatedBackend(BusBackend):
         self.bus = EmulatedBus(motors, seed=world.seed, log_limit=10_000)
         self.bus.start()
         self._wrist = np.asarray(world.wrist, dtype=float)
-        super().__init__(self.bus.port, baudrate, name="emulated")
+        super().__init__(self.bus.port, baudrate, name="emulated", latency_ms=latency_ms)
 
     def world(self) -> WorldState | None:
         if self.physics is None:
@@ -255,12 +255,13 @@ def initial_pose(name: str) -> np.ndarray:
 
 
 def make_backend(backend: str, port: str, baudrate: int, world: WorldConfig, pose: np.ndarray,
-                 emulator_motor_model: str = "physics") -> HandBackend:
+                 emulator_motor_model: str = "physics", latency_ms: float = 16.0) -> HandBackend:
     """The backend the hand_driver parameters ask for; ValueError says what is valid."""
     if backend == "sim":
         return SimBackend(world, pose)
     if backend == "emulated":
-        return EmulatedBackend(world, pose, motor_model=emulator_motor_model, baudrate=baudrate)
+        return EmulatedBackend(world, pose, motor_model=emulator_motor_model, baudrate=baudrate,
+                               latency_ms=latency_ms)
     if backend == "dynamixel":
-        return BusBackend(port, baudrate)
+        return BusBackend(port, baudrate, latency_ms=latency_ms)
     raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")

@@ -34,6 +34,8 @@ PARAMETERS = (
     Param("backend", "sim", "sim, emulated or dynamixel"),
     Param("port", "/dev/ttyUSB0", "serial device (dynamixel); emulated makes its own pty"),
     Param("baudrate", 4_000_000, "bus baud rate"),
+    Param("latency_ms", 16.0, "USB latency allowance in the SDK's reply timeout (ms): 16 is the SDK's own; "
+                              "4 with the FTDI latency timer at 1 ms"),
     Param("rate_hz", 20.0, "wall-clock loop rate of the bus backends (Hz)"),
     Param("command_timeout", 0.5, "s: watchdog hold / lockstep wait / late-command limit"),
     Param("wrist", "palm_up", "named wrist orientation or x,y,z,w"),
@@ -59,7 +61,7 @@ class HandDriverNode(LifecycleNode):
         world = backends.WorldConfig(wrist, backends.parse_object(p["object"]), p["scene"], p["world"], p["seed"])
         pose = backends.initial_pose(p["initial_pose"])
         backend = backends.make_backend(p["backend"], p["port"], p["baudrate"], world, pose,
-                                        p["emulator_motor_model"])
+                                        p["emulator_motor_model"], p["latency_ms"])
         gated = bool(p["start_gate"]) and backend.lockstep
         config = DriverConfig(rate_hz=p["rate_hz"], command_timeout=p["command_timeout"],
                               realtime_factor=p["realtime_factor"], initial_pose=pose,

@@ -128,7 +128,7 @@ def test_lifecycle_services_drive_the_port_and_the_torque(ros):
 
     try:
         with EmulatedBus(FirstOrderMotors(), link=link) as bus, \
-                hand_driver_process(backend="dynamixel", port=link, autostart=False) as proc:
+                hand_driver_process(backend="dynamixel", port=link, autostart=False, latency_ms=60.0) as proc:
             assert lifecycle.state() == "unconfigured"
             assert not bus.log and not holds_open(proc.pid, link), "the port stays closed until configure"
             assert not lifecycle.set(Transition.TRANSITION_ACTIVATE), "activate needs configure first"
