@@ -113,10 +113,14 @@ class ManualClock:
                 self._lock.wait(left)
 
 
-def bring_up(driver, activate: bool = True):
-    """Start the driver's loop and carry out configure (and activate), as the node's autostart does."""
+def bring_up(driver, activate: bool = True, attempts: int = 5):
+    """Start the driver's loop and carry out configure (and activate), as the node's autostart does:
+    configure is tried again when it fails (a ping can miss the SDK's reply timeout on a loaded machine)."""
     driver.start()
-    ok, message = driver.configure()
+    for _ in range(attempts):
+        ok, message = driver.configure()
+        if ok:
+            break
     assert ok, message
     if activate:
         ok, message = driver.activate()

@@ -23,11 +23,14 @@ from dexndm_driver.states import DriverState
 from driver_support import hand_driver_process
 
 OFF, ON = [0] * 16, [1] * 16
+#: These tests are about transitions, not reply timing: the in-process emulator gets a wider reply window
+#: than the SDK's 34 ms, which a loaded machine's scheduling can miss.
+SLACK_MS = 60.0
 
 
 # ---- the core, in this process ------------------------------------------------------------------
 def test_transitions_open_the_port_switch_torque_and_close_it(bus, sink):
-    backend = BusBackend(bus.port)
+    backend = BusBackend(bus.port, latency_ms=SLACK_MS)
     driver = HandDriver(backend, sink, DriverConfig(diagnostics_period=0.1))
     driver.start()
     try:
@@ -55,7 +58,7 @@ def test_transitions_open_the_port_switch_torque_and_close_it(bus, sink):
 
 @pytest.mark.parametrize("start", [DriverState.UNCONFIGURED, DriverState.INACTIVE, DriverState.ACTIVE])
 def test_shutdown_from_any_state_leaves_torque_off_and_the_port_closed(bus, sink, start):
-    backend = BusBackend(bus.port)
+    backend = BusBackend(bus.port, latency_ms=SLACK_MS)
     driver = HandDriver(backend, sink, DriverConfig())
     driver.start()
     if start is not DriverState.UNCONFIGURED:
@@ -128,7 +131,7 @@ def test_lifecycle_services_drive_the_port_and_the_torque(ros):
 
     try:
         with EmulatedBus(FirstOrderMotors(), link=link) as bus, \
-                hand_driver_process(backend="dynamixel", port=link, autostart=False, latency_ms=60.0) as proc:
+                hand_driver_process(backend="dynamixel", port=link, autostart=False, latency_ms=SLACK_MS) as proc:
             assert lifecycle.state() == "unconfigured"
             assert not bus.log and not holds_open(proc.pid, link), "the port stays closed until configure"
             assert not lifecycle.set(Transition.TRANSITION_ACTIVATE), "activate needs configure first"
