@@ -1,8 +1,8 @@
 """Test-wide environment: loopback-only DDS and a ROS_DOMAIN_ID of this run's own.
 
 The domain is claimed with an exclusive lock file so that concurrent test runs on one machine
-(developers, CI, helpers) never see each other's topics. Every rclpy process a test starts
-inherits both variables through os.environ.
+(developers, CI, helpers), and the pytest-xdist workers of one run, never see each other's topics.
+Every rclpy process a test starts inherits both variables through os.environ.
 
 Nothing here touches sys.path: the ROS packages' tests see what an installed workspace sees, and the
 training tests import `dexndm_training` through its editable install (`pip install -e training`, done
@@ -39,7 +39,11 @@ def _claim_domain_id() -> int:
     raise RuntimeError("no free ROS_DOMAIN_ID in 1..100 on this machine")
 
 
-if "DEXNDM_TEST_DOMAIN_ID" not in os.environ:
+# One domain per pytest process. A pytest-xdist worker inherits the controller's environment, claim
+# included, so each worker claims its own; otherwise an inherited DEXNDM_TEST_DOMAIN_ID is honoured.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if "DEXNDM_TEST_DOMAIN_ID" not in os.environ or os.environ.get("DEXNDM_TEST_DOMAIN_OWNER", "") != _WORKER:
     os.environ["DEXNDM_TEST_DOMAIN_ID"] = str(_claim_domain_id())
+    os.environ["DEXNDM_TEST_DOMAIN_OWNER"] = _WORKER
 os.environ["ROS_DOMAIN_ID"] = os.environ["DEXNDM_TEST_DOMAIN_ID"]
 os.environ.setdefault("ROS_LOG_DIR", os.path.join(tempfile.gettempdir(), f"dexndm-ros-log-{os.getpid()}"))

@@ -15,7 +15,8 @@ from rosbags.highlevel import AnyReader
 
 from dexndm_collect import verify
 
-STEPS = 400
+STEPS = 400  # the app's default episode length (the SIGKILL test keeps it: it needs time to land mid-episode)
+SHORT = 100  # steps:= of the other runs: the same pipeline, a quarter of the ticks
 #: In lockstep the sim driver waits this long for each answer; a shared 2-core CI machine can stall the
 #: collector past the default 0.5 s, and a refused answer costs transitions (see docs/COLLECT.md).
 LOCKSTEP_SLACK = "command_timeout:=2.0"
@@ -30,7 +31,7 @@ def summary(stdout):
     return dict(kv.split("=", 1) for kv in stdout.strip().splitlines()[-1].split())
 
 
-def check_bag(out, episodes, lockstep=True):
+def check_bag(out, episodes, lockstep=True, steps=STEPS):
     """Message counts, episode boundaries and lockstep pairing, read back with rosbags.
 
     In lockstep (sim backend) no tick can be lost; on the emulated bus at 20 Hz real time the driver may
@@ -53,11 +54,11 @@ def check_bag(out, episodes, lockstep=True):
                 elif conn.topic == "/leap_hand/command":
                     stamp = reader.deserialize(raw, conn.msgtype).state_stamp
                     answers.append((stamp.sec, stamp.nanosec))
-        assert len(answers) == STEPS and len(set(answers)) == STEPS and set(answers) <= state_stamps
-    assert counts["/leap_hand/joint_states"] == episodes * (STEPS + 1)
-    assert counts["/leap_hand/command"] == episodes * STEPS
+        assert len(answers) == steps and len(set(answers)) == steps and set(answers) <= state_stamps
+    assert counts["/leap_hand/joint_states"] == episodes * (steps + 1)
+    assert counts["/leap_hand/command"] == episodes * steps
     assert counts["/dexndm/wrist_orientation"] >= episodes and counts["/diagnostics"] >= 1
-    assert events == [e for k in range(episodes) for e in ((0, k, 0), (1, k, STEPS))]
+    assert events == [e for k in range(episodes) for e in ((0, k, 0), (1, k, steps))]
     checks = verify.check_collection(out)
     assert all(c.ok for c in checks)
     if lockstep:
@@ -80,27 +81,27 @@ def convert(out, dataset):
 
 def test_sim_chaos_box_collects_converts_and_reports(tmp_path):
     t0 = time.monotonic()
-    proc = collect(tmp_path / "bag", "episodes:=2", "backend:=sim", "scene:=chaos_box", "realtime_factor:=0",
-                   LOCKSTEP_SLACK)
+    proc = collect(tmp_path / "bag", "episodes:=2", f"steps:={SHORT}", "backend:=sim", "scene:=chaos_box",
+                   "realtime_factor:=0", LOCKSTEP_SLACK)
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = summary(proc.stdout)
-    assert (last["episodes"], last["transitions"], last["bag"]) == ("2", str(2 * STEPS), str(tmp_path / "bag"))
-    check_bag(tmp_path / "bag", 2)
+    assert (last["episodes"], last["transitions"], last["bag"]) == ("2", str(2 * SHORT), str(tmp_path / "bag"))
+    check_bag(tmp_path / "bag", 2, steps=SHORT)
     converted, reasons = convert(tmp_path / "bag", tmp_path / "ds")
-    assert converted["transitions"] == str(2 * STEPS) and converted["dropped"] == "0", reasons
+    assert converted["transitions"] == str(2 * SHORT) and converted["dropped"] == "0", reasons
     index = json.loads((tmp_path / "ds" / "index.json").read_text())
-    assert index["num_transitions"] == 2 * STEPS and [e["length"] for e in index["episodes"]] == [STEPS, STEPS]
+    assert index["num_transitions"] == 2 * SHORT and [e["length"] for e in index["episodes"]] == [SHORT, SHORT]
     print(f"sim collect of 2 episodes took {time.monotonic() - t0:.1f} s")
 
 
 def test_emulated_bus_collects_through_the_real_sdk(tmp_path):
-    proc = collect(tmp_path / "bag", "episodes:=2", "backend:=emulated", "scene:=chaos_box")
+    proc = collect(tmp_path / "bag", "episodes:=2", f"steps:={SHORT}", "backend:=emulated", "scene:=chaos_box")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert summary(proc.stdout)["transitions"] == str(2 * STEPS)
-    checks = check_bag(tmp_path / "bag", 2, lockstep=False)
+    assert summary(proc.stdout)["transitions"] == str(2 * SHORT)
+    checks = check_bag(tmp_path / "bag", 2, lockstep=False, steps=SHORT)
     converted, reasons = convert(tmp_path / "bag", tmp_path / "ds")
     dropped = int(converted["dropped"])
-    assert int(converted["transitions"]) + dropped == 2 * STEPS
+    assert int(converted["transitions"]) + dropped == 2 * SHORT
     # Real time on a shared machine: the driver may lose a read (a stamp gap) or refuse a late answer
     # (its diagnostics counters rise); those transitions, and only those, are dropped.
     assert set(reasons) <= {"skipped tick before the next state",

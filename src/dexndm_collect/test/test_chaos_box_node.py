@@ -2,6 +2,7 @@
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from rclpy.node import Node
 from dexndm_collect import verify
 from dexndm_driver.emulator.bus import EmulatedBus
 from dexndm_driver.emulator.motors import FirstOrderMotors
-from dexndm_driver.testing import hand_driver_process
 from dexndm_msgs.action import CollectEpisodes
 from dexndm_msgs.msg import EpisodeEvent
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dexndm_driver" / "test"))
+from driver_support import hand_driver_process  # noqa: E402  (the driver tests' support module)
 
 SIM = dict(backend="sim", scene="chaos_box", wrist="palm_down", object="none", realtime_factor=0.0, use_sim_time=True)
 QUICK = ("reset_steps:=3", "settle_steps:=0")

@@ -16,7 +16,7 @@ from dexndm_description import hand
 from .dynamixel import DynamixelHand, JointReading, ServoHealth
 from .emulator import EmulatedBus, FirstOrderMotors
 from .emulator.motors import PhysicsMotors
-from .sdk_io import SdkIO
+from .sdk_io import BusError, PortLost, SdkIO
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,11 @@ class HandBackend(Protocol):
 
     def poll_health(self) -> ServoHealth | None: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Undo open(): close the port (or free the sim); open() may follow again."""
+
+    def release(self) -> None:
+        """Once, at shutdown, after close(): free what the backend owns besides the port (an emulator)."""
 
 
 def make_sim(config: WorldConfig, num_envs: int = 1):
@@ -99,11 +103,22 @@ class BusBackend:
         """Torque on (rebooting servos with a latched hardware error first) or off; returns rebooted IDs."""
         rebooted: list[int] = []
         if on:
-            faulted = sorted(self.hand.poll_health().errors)
+            faulted = sorted(self._poll_health_retrying().errors)
             if faulted:
                 rebooted = self.hand.reboot(faulted)
         self.hand.set_torque(on, hold if on else None)
         return rebooted
+
+    def _poll_health_retrying(self, attempts: int = 3) -> ServoHealth:
+        """One lost or corrupt status packet must not fail a torque-on (the register writes retry too)."""
+        for _ in range(attempts - 1):
+            try:
+                return self.hand.poll_health()
+            except PortLost:
+                raise
+            except BusError:
+                continue
+        return self.hand.poll_health()
 
     def read(self) -> JointReading:
         return self.hand.read()
@@ -126,6 +141,9 @@ class BusBackend:
     def close(self) -> None:
         self.hand.close()
 
+    def release(self) -> None:
+        pass
+
 
 class EmulatedBackend(BusBackend):
     """The real bus code and dynamixel-sdk against 16 emulated servos on a pty this backend owns.
@@ -135,7 +153,7 @@ class EmulatedBackend(BusBackend):
     """
 
     def __init__(self, world: WorldConfig, initial_pose: np.ndarray, motor_model: str = "physics",
-                 baudrate: int = 4_000_000) -> None:
+                 baudrate: int = 4_000_000, latency_ms: float = 16.0) -> None:
         if motor_model == "physics":
             self.physics = PhysicsMotors(make_sim(world), q0=initial_pose, has_object=world.has_object)
             motors = self.physics
@@ -147,7 +165,7 @@ class EmulatedBackend(BusBackend):
         self.bus = EmulatedBus(motors, seed=world.seed, log_limit=10_000)
         self.bus.start()
         self._wrist = np.asarray(world.wrist, dtype=float)
-        super().__init__(self.bus.port, baudrate, name="emulated")
+        super().__init__(self.bus.port, baudrate, name="emulated", latency_ms=latency_ms)
 
     def world(self) -> WorldState | None:
         if self.physics is None:
@@ -155,11 +173,9 @@ class EmulatedBackend(BusBackend):
         state = self.physics.world_state()
         return WorldState(state["object_pose"], state["wrist_quat"])
 
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.bus.stop()
+    def release(self) -> None:
+        """The emulated servos stay powered across cleanup and configure; they stop here."""
+        self.bus.stop()
 
 
 class SimBackend:
@@ -176,6 +192,8 @@ class SimBackend:
         self._steps = 0
 
     def open(self) -> None:
+        if self.sim is None:  # freed by close(): build it again
+            self.sim = make_sim(self.config)
         self.sim.reset(q=self.initial_pose[None, :])
         self.sim.set_targets(self.initial_pose[None, :])
         self._steps = 0
@@ -211,7 +229,12 @@ class SimBackend:
         return None
 
     def close(self) -> None:
-        self.sim.close()
+        if self.sim is not None:
+            self.sim.close()
+            self.sim = None
+
+    def release(self) -> None:
+        pass
 
 
 BACKENDS = ("sim", "emulated", "dynamixel")
@@ -232,12 +255,13 @@ def initial_pose(name: str) -> np.ndarray:
 
 
 def make_backend(backend: str, port: str, baudrate: int, world: WorldConfig, pose: np.ndarray,
-                 emulator_motor_model: str = "physics") -> HandBackend:
+                 emulator_motor_model: str = "physics", latency_ms: float = 16.0) -> HandBackend:
     """The backend the hand_driver parameters ask for; ValueError says what is valid."""
     if backend == "sim":
         return SimBackend(world, pose)
     if backend == "emulated":
-        return EmulatedBackend(world, pose, motor_model=emulator_motor_model, baudrate=baudrate)
+        return EmulatedBackend(world, pose, motor_model=emulator_motor_model, baudrate=baudrate,
+                               latency_ms=latency_ms)
     if backend == "dynamixel":
-        return BusBackend(port, baudrate)
+        return BusBackend(port, baudrate, latency_ms=latency_ms)
     raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")

@@ -21,7 +21,7 @@ from dexndm_description import hand
 from .backends import BusBackend
 from .driver import DriverConfig, HandDriver
 from .emulator import EmulatedBus, FirstOrderMotors
-from .testing import RecordingSink
+from .registers import STATE_BLOCK_SIZE, STATE_BLOCK_START
 
 BITS_PER_BYTE = 10  # start + 8 data + stop
 
@@ -31,30 +31,59 @@ def wire_ms(n_bytes: float, baudrate: int) -> float:
     return 1e3 * n_bytes * BITS_PER_BYTE / baudrate
 
 
+class _LatestState:
+    """The driver's sink for the benchmark: keeps the newest state stamp and wakes whoever waits for one."""
+
+    def __init__(self) -> None:
+        self.count, self.stamp_ns = 0, 0
+        self.changed = threading.Condition()
+
+    def state(self, reading, stamp_ns: int) -> None:
+        with self.changed:
+            self.count, self.stamp_ns = self.count + 1, stamp_ns
+            self.changed.notify_all()
+
+    def clock(self, stamp_ns: int) -> None:
+        pass
+
+    def world(self, world, stamp_ns: int) -> None:
+        pass
+
+    def diagnostics(self, stats, stamp_ns: int) -> None:
+        pass
+
+    def log(self, level: str, message: str) -> None:
+        if level != "info":
+            print(f"driver {level}: {message}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to run the 20 Hz loop")
     parser.add_argument("--baudrate", type=int, default=4_000_000, help="baud rate for the wire-time limit")
     args = parser.parse_args(argv)
 
-    sink = RecordingSink()
+    sink = _LatestState()
     with EmulatedBus(FirstOrderMotors()) as bus:
         driver = HandDriver(BusBackend(bus.port, args.baudrate), sink, DriverConfig(diagnostics_period=3600.0))
         for name in ("cycle_s", "jitter_s", "read_s"):
             setattr(driver.stats, name, collections.deque(maxlen=1_000_000))
         stop = threading.Event()
 
-        def policy() -> None:
+        def policy() -> None:  # answers each state as soon as it is published
             answered = 0
             while not stop.is_set():
-                if len(sink.states) > answered:
-                    answered = len(sink.states)
-                    driver.submit(hand.CANONICAL_POSE + 0.1 * np.sin(answered / 10.0), sink.states[-1][0])
-                time.sleep(0.0005)
+                with sink.changed:
+                    sink.changed.wait_for(lambda: sink.count > answered or stop.is_set(), timeout=0.5)
+                    answered, stamp = sink.count, sink.stamp_ns
+                if answered and not stop.is_set():
+                    driver.submit(hand.CANONICAL_POSE + 0.1 * np.sin(answered / 10.0), stamp)
 
         driver.start()
-        while driver.stats.state != "active":
-            time.sleep(0.01)
+        for transition in (driver.configure, driver.activate):
+            ok, message = transition()
+            if not ok:
+                raise SystemExit(f"the driver did not come up: {message}")
         first_event = len(bus.log)
         driver.stats.cycle_s.clear()
         driver.stats.jitter_s.clear()
@@ -66,7 +95,7 @@ def main(argv=None) -> None:
         events = bus.events(first_event)
         driver.stop()
 
-    reads = [e for e in events if e.address == 126 and e.length == 10 and e.instruction.endswith("sync_read")]
+    reads = [e for e in events if e.address == STATE_BLOCK_START and e.length == STATE_BLOCK_SIZE and e.instruction.endswith("sync_read")]
     writes = [e for e in events if e.instruction == "sync_write" and e.register == "goal_position"]
     read_bytes = float(np.median([e.request_bytes + e.reply_bytes for e in reads]))
     write_bytes = float(np.median([e.request_bytes + e.reply_bytes for e in writes]))

@@ -1,7 +1,8 @@
 """The driver core's clock: what it schedules by and how it waits (no rclpy).
 
 `HandDriver` takes a clock as `CollectionRun` does, so tests drive its time instead of sleeping:
-`SystemClock` is the real one; `dexndm_driver.testing.ManualClock` moves only when a test advances it.
+`SystemClock` is the real one; the tests' `ManualClock` (test/driver_support.py) moves only when a
+test advances it.
 Stamps of bus readings stay the system clock (dynamixel.py); only scheduling and waiting go through here.
 """
 from __future__ import annotations

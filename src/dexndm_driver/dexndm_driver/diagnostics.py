@@ -13,6 +13,7 @@ import numpy as np
 from dexndm_description import hand
 
 from .driver import DriverStats
+from .states import DriverState
 
 OK, WARN, ERROR = 0, 1, 2
 TEMPERATURE_WARN_C = 60
@@ -32,13 +33,16 @@ def _ms(samples, q: float) -> str:
 
 def build(stats: DriverStats, hardware_id: str = "leap_hand") -> list[DiagStatus]:
     """Diagnostic statuses from the driver's counters (values are strings, as in DiagnosticStatus)."""
-    bus_level, bus_msg = OK, f"ok: {stats.state}"
-    if stats.consecutive_read_failures or stats.state == "unconfigured":
+    state = stats.state.value
+    bus_level, bus_msg = OK, f"ok: {state}"
+    if stats.consecutive_read_failures:
         bus_level, bus_msg = WARN, stats.last_error
-    if not stats.connected or stats.consecutive_read_failures >= 5:
+    if stats.state is DriverState.UNCONFIGURED and not stats.last_error:
+        bus_level, bus_msg = OK, "unconfigured: the port is closed (configure opens it)"
+    elif not stats.connected or stats.consecutive_read_failures >= 5:
         bus_level, bus_msg = ERROR, stats.last_error or "not connected"
     bus = DiagStatus(bus_level, "hand_driver: bus", bus_msg, {
-        "backend": stats.backend, "port": stats.port, "state": stats.state, "connected": str(stats.connected),
+        "backend": stats.backend, "port": stats.port, "state": state, "connected": str(stats.connected),
         "ticks": str(stats.ticks), "cycle_p50_ms": _ms(stats.cycle_s, 50), "cycle_p99_ms": _ms(stats.cycle_s, 99),
         "read_p50_ms": _ms(stats.read_s, 50), "tick_jitter_p99_ms": _ms(stats.jitter_s, 99),
         "dropped_reads": str(stats.dropped_reads), "consecutive_read_failures": str(stats.consecutive_read_failures),

@@ -1,17 +1,16 @@
-"""The driver core: state machine, command freshness, watchdog, control loop. No rclpy.
+"""The driver core: lifecycle state machine, command freshness, watchdog. No rclpy.
 
-States: unconfigured -> (configure: open the port / build the sim) -> inactive -> (activate:
-torque on) -> active -> (deactivate: torque off) -> inactive ... -> finalized (torque off, closed).
-One loop thread does all backend I/O. Bus backends: a wall-clock tick at rate_hz reads and
-publishes the state; each accepted command is written (one sync write) as soon as it arrives.
-Lockstep backends: publish a state, wait for the command answering it (or command_timeout, then
-hold), step 50 ms, publish clock and the next state, paced by realtime_factor.
+States and transitions are in states.py (those of a ROS 2 managed node): configure opens the port
+(or builds the sim), activate turns torque on, deactivate turns it off, cleanup closes the port,
+shutdown from any state leaves torque off and the port closed. Transitions are asked for from
+any thread and carried out by the one loop thread that does all backend I/O. While configured, the
+loop runs the backend's schedule: a wall-clock tick for bus backends (wall_clock_loop.py), the
+command-paced lockstep for simulated ones (lockstep_loop.py).
 """
 from __future__ import annotations
 
 import collections
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -23,7 +22,13 @@ from .backends import HandBackend, WorldState
 from .clock import Clock, SystemClock
 from .commands import REFUSAL_REASONS, CommandCheck, refuse, validate_targets
 from .dynamixel import HardwareError, JointReading, ServoHealth
-from .sdk_io import BusError, PortLost
+from .lockstep_loop import LockstepLoop
+from .sdk_io import BusError
+from .states import DriverState, Transition, refusal
+from .wall_clock_loop import WallClockLoop
+
+ACTIVE, INACTIVE, UNCONFIGURED, FINALIZED = (DriverState.ACTIVE, DriverState.INACTIVE, DriverState.UNCONFIGURED,
+                                            DriverState.FINALIZED)
 
 
 class Sink(Protocol):
@@ -49,13 +54,13 @@ class DriverConfig:
     realtime_factor: float = 1.0  # lockstep only; 0 = as fast as possible
     use_sim_time: bool = False  # lockstep only: stamp states with sim time
     initial_pose: np.ndarray = field(default_factory=lambda: hand.CANONICAL_POSE.copy())
-    autostart: bool = True  # configure and activate at start
     health_period: float = 1.0  # s between temperature / hardware-error polls
     diagnostics_period: float = 1.0  # s
     reconnect_period: float = 1.0  # s
     #: lockstep only: publish and step nothing until open_gate(name) was called for every name (each a part of
     #: the graph that must see the run from its first state: the monitor, the viewer)
     start_gates: tuple[str, ...] = ()
+    transition_timeout: float = 30.0  # s a caller waits for the loop to carry out a transition
 
 
 @dataclass
@@ -64,7 +69,7 @@ class DriverStats:
 
     backend: str = ""
     port: str = ""
-    state: str = "unconfigured"
+    state: DriverState = DriverState.UNCONFIGURED
     connected: bool = False
     last_error: str = ""
     last_read_error: str = ""
@@ -83,16 +88,17 @@ class DriverStats:
     reconnects: int = 0
     overruns: int = 0
     rebooted: list = field(default_factory=list)
+    waiting_for: list = field(default_factory=list)  # start gates not open yet (lockstep)
     fast_sync_read: bool | None = None
     health: ServoHealth | None = None
     read_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
     cycle_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
     jitter_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
-    waiting_for: list = field(default_factory=list)  # start gates not open yet (lockstep)
 
 
 class HandDriver:
-    """Runs one backend; thread-safe entry points: submit(), request_enable(), start(), stop()."""
+    """Runs one backend. Thread-safe entry points: start(), the transitions (configure(), activate(),
+    deactivate(), cleanup(), shutdown() = stop()), submit(), open_gate(). It starts unconfigured."""
 
     def __init__(self, backend: HandBackend, sink: Sink, config: DriverConfig | None = None,
                  clock: Clock | None = None) -> None:
@@ -101,31 +107,62 @@ class HandDriver:
         self.config = config or DriverConfig()
         self.clock = clock or SystemClock()
         self.stats = DriverStats(backend=backend.name, port=backend.port_name)
+        #: The targets the hand holds (rad): the initial pose until a command is written.
+        self.targets = self._initial_targets()
         self._cv = threading.Condition()
         self._stop = False
         self._pending: np.ndarray | None = None
         self._requests: collections.deque = collections.deque()
-        self._targets = hand.clip_to_limits(np.asarray(self.config.initial_pose, dtype=float))
         self._latest_stamp: int | None = None
         self._latest_mono = 0.0
         self._answered = False
         self._last_command_mono = 0.0
-        self._last_read_s = 0.0
+        self._next_configure_log = 0.0
         self._thread: threading.Thread | None = None
         self._gates_pending = set(self.config.start_gates)
         self.stats.waiting_for = sorted(self._gates_pending)
 
+    @property
+    def state(self) -> DriverState:
+        return self.stats.state
+
     # ---- entry points for other threads ---------------------------------------------------
     def start(self) -> None:
+        """Start the loop thread (unconfigured: nothing is opened until configure())."""
         self._thread = threading.Thread(target=self._run, name="dexndm-hand-driver", daemon=True)
         self._thread.start()
+
+    def configure(self) -> tuple[bool, str]:
+        """Open the port and set the servos up (or reset the sim); torque stays off. One attempt."""
+        return self._request(Transition.CONFIGURE)
+
+    def activate(self) -> tuple[bool, str]:
+        """Torque on at the held targets (servos with a latched hardware error are rebooted first)."""
+        return self._request(Transition.ACTIVATE)
+
+    def deactivate(self) -> tuple[bool, str]:
+        """Torque off; commands are refused until activate()."""
+        return self._request(Transition.DEACTIVATE)
+
+    def cleanup(self) -> tuple[bool, str]:
+        """Close the port (or free the sim); back to unconfigured."""
+        return self._request(Transition.CLEANUP)
+
+    def shutdown(self, timeout: float = 10.0) -> tuple[bool, str]:
+        """From any state: torque off if on, the port closed, finalized; the loop thread ends."""
+        self.stop(timeout)
+        if self.stats.state is not FINALIZED:
+            return False, f"the driver loop did not finish within {timeout} s"
+        return True, "finalized: torque off, port closed"
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop; torque goes off and the port closes (in the loop thread)."""
         with self._cv:
             self._stop = True
             self._cv.notify_all()
-        if self._thread is not None:
+        if self._thread is None:
+            self._finalize()  # never started: no other thread touches the backend
+        else:
             self._thread.join(timeout)
 
     def submit(self, position, state_stamp_ns: int) -> CommandCheck:
@@ -149,9 +186,17 @@ class HandDriver:
             self._cv.notify_all()
         return check
 
+    def open_gate(self, name: str) -> None:
+        """Mark one start gate open; a gated lockstep driver publishes its first state once all of them are."""
+        with self._cv:
+            self._gates_pending.discard(name)
+            self.stats.waiting_for = sorted(self._gates_pending)
+            self._cv.notify_all()
+
     def _judge_freshness(self, check: CommandCheck, stamp: int) -> CommandCheck:
-        if self.stats.state != "active":
-            return refuse("inactive", f"the hand is {self.stats.state}; enable it with /leap_hand/enable first")
+        if self.stats.state is not ACTIVE:
+            return refuse("inactive", f"the hand is {self.stats.state.value}; enable it with /leap_hand/enable "
+                                      f"(or the lifecycle activate transition) first")
         if self._latest_stamp is None or stamp < self._latest_stamp:
             return refuse("stale", f"command answers state {stamp} ns but the latest state is "
                                    f"{self._latest_stamp} ns; answer the newest /leap_hand/joint_states")
@@ -163,38 +208,32 @@ class HandDriver:
                                   f"after its state")
         return check
 
-    def open_gate(self, name: str) -> None:
-        """Mark one start gate open; a gated lockstep driver publishes its first state once all of them are."""
-        with self._cv:
-            self._gates_pending.discard(name)
-            self.stats.waiting_for = sorted(self._gates_pending)
-            self._cv.notify_all()
-
-    @property
-    def _gate_open(self) -> bool:
-        return not self._gates_pending
-
-    def request_enable(self, on: bool, timeout: float = 10.0) -> tuple[bool, str]:
-        """Activate (torque on; servos with a hardware error are rebooted first) or deactivate."""
+    def _request(self, transition: Transition) -> tuple[bool, str]:
         done, result = threading.Event(), []
         with self._cv:
-            self._requests.append((on, done, result))
+            if self._thread is None or not self._thread.is_alive() or self._stop:
+                return False, f"cannot {transition.value}: the driver loop is not running ({self.stats.state.value})"
+            self._requests.append((transition, done, result))
             self._cv.notify_all()
-        if not done.wait(timeout):
-            return False, "the driver loop did not answer in time"
+        if not done.wait(self.config.transition_timeout):
+            return False, f"the driver loop did not {transition.value} within {self.config.transition_timeout} s"
         return result[0]
 
     # ---- the loop thread -------------------------------------------------------------------
     def _run(self) -> None:
+        next_diag = 0.0
         try:
-            if not self._configure():
-                return
-            if self.config.autostart:
-                self._activate()
-            if self.backend.lockstep:
-                self._run_lockstep()
-            else:
-                self._run_wall_clock()
+            while not self._stopped():
+                self.serve_requests()
+                if self.running():
+                    loop = LockstepLoop(self) if self.backend.lockstep else WallClockLoop(self)
+                    loop.run()
+                    continue
+                # unconfigured: nothing open; report, and wait for a transition
+                if self.clock.monotonic() >= next_diag:
+                    next_diag = self.clock.monotonic() + self.config.diagnostics_period
+                    self.sink.diagnostics(self.stats, self.clock.time_ns())
+                self.wait(next_diag - self.clock.monotonic())
         except Exception as err:  # the loop must never die silently
             closed = getattr(self.sink, "closed", None)
             if callable(closed) and closed():
@@ -205,47 +244,66 @@ class HandDriver:
             except Exception:  # the sink may be gone at shutdown; torque still goes off below
                 pass
         finally:
-            self._shutdown()
+            self._finalize()
 
-    def _configure(self) -> bool:
-        next_log = 0.0
-        while not self._stopped():
-            try:
-                self.backend.open()
-            except (HardwareError, BusError) as err:
-                self.stats.last_error = str(err)
-                if self.clock.monotonic() >= next_log:
-                    self.sink.log("error", f"cannot configure the {self.backend.name} backend: {err}")
-                    next_log = self.clock.monotonic() + 10.0
-                self.sink.diagnostics(self.stats, self.clock.time_ns())
-                self._wait(self.config.reconnect_period)
-                continue
-            self.stats.connected, self.stats.state, self.stats.last_error = True, "inactive", ""
-            self.stats.fast_sync_read = getattr(getattr(self.backend, "hand", None), "fast", None)
-            self.sink.log("info", f"{self.backend.name} backend configured on {self.backend.port_name}")
-            return True
-        return False
+    def _carry_out(self, transition: Transition) -> tuple[bool, str]:
+        why_not = refusal(transition, self.stats.state)
+        if why_not is not None:
+            return False, why_not
+        if transition is Transition.CONFIGURE:
+            return self._configure()
+        if transition is Transition.ACTIVATE:
+            return self._activate()
+        if transition is Transition.DEACTIVATE:
+            return self._deactivate()
+        if transition is Transition.CLEANUP:
+            return self._cleanup()
+        return False, "shutdown is stop(): it ends the loop"
+
+    def _configure(self) -> tuple[bool, str]:
+        try:
+            self.backend.open()
+        except (HardwareError, BusError) as err:
+            self.stats.last_error = str(err)
+            if self.clock.monotonic() >= self._next_configure_log:  # autostart retries every second
+                self.sink.log("error", f"cannot configure the {self.backend.name} backend: {err}")
+                self._next_configure_log = self.clock.monotonic() + 10.0
+            self.sink.diagnostics(self.stats, self.clock.time_ns())
+            return False, f"cannot configure the {self.backend.name} backend: {err}"
+        with self._cv:
+            self.targets = self._initial_targets()
+            self._latest_stamp, self._pending, self._answered = None, None, False
+            self.stats.connected, self.stats.state, self.stats.last_error = True, INACTIVE, ""
+        self.stats.fast_sync_read = getattr(getattr(self.backend, "hand", None), "fast", None)
+        message = f"{self.backend.name} backend configured on {self.backend.port_name} (torque off)"
+        self.sink.log("info", message)
+        return True, message
 
     def _activate(self) -> tuple[bool, str]:
+        if not self.stats.connected:
+            return False, f"the {self.backend.name} backend is not connected: {self.stats.last_error}"
         try:
-            rebooted = self.backend.enable(True, self._targets)
+            rebooted = self.backend.enable(True, self.targets)
         except BusError as err:
             self.stats.last_error = f"torque on failed: {err}"
             self.sink.log("error", self.stats.last_error)
             return False, self.stats.last_error
         self.stats.rebooted += rebooted
-        self.stats.state = "active"
-        self._last_command_mono = self.clock.monotonic()
+        with self._cv:
+            self.stats.state = ACTIVE
+            self._last_command_mono = self.clock.monotonic()
         message = "torque on" + (f" (rebooted servo(s) {rebooted} to clear hardware errors)" if rebooted else "")
         self.sink.log("info", message)
         return True, message
 
     def _deactivate(self) -> tuple[bool, str]:
         with self._cv:
-            self.stats.state = "inactive"
+            self.stats.state = INACTIVE  # refused from now on, even if the torque-off write fails
             self._pending = None
+        if not self.stats.connected:
+            return True, "torque off (the bus is gone; torque stays off when it comes back)"
         try:
-            self.backend.enable(False, self._targets)
+            self.backend.enable(False, self.targets)
         except BusError as err:
             self.stats.last_error = f"torque off failed: {err}"
             self.sink.log("error", self.stats.last_error)
@@ -253,23 +311,64 @@ class HandDriver:
         self.sink.log("info", "torque off")
         return True, "torque off"
 
-    def _shutdown(self) -> None:
-        if self.stats.state == "active":
-            try:
-                self.backend.enable(False, self._targets)
-            except BusError as err:
-                self.sink.log("warn", f"torque off at shutdown failed: {err}")
+    def _cleanup(self) -> tuple[bool, str]:
+        self._close()
+        with self._cv:
+            self.stats.state = UNCONFIGURED
+        message = f"{self.backend.name} backend closed ({self.backend.port_name})"
+        self.sink.log("info", message)
+        return True, message
+
+    def _close(self) -> None:
         try:
             self.backend.close()
         except BusError as err:
             self.sink.log("warn", f"closing the backend failed: {err}")
-        self.stats.state = "finalized"
+        self.stats.connected = False
+
+    def _finalize(self) -> None:
+        if self.stats.state is FINALIZED:
+            return
+        if self.stats.state is ACTIVE and self.stats.connected:
+            try:
+                self.backend.enable(False, self.targets)
+            except BusError as err:
+                self.sink.log("warn", f"torque off at shutdown failed: {err}")
+        if self.stats.state.configured:
+            self._close()
+        self.backend.release()
+        with self._cv:
+            self.stats.state = FINALIZED
+            requests, self._requests = list(self._requests), collections.deque()
+        for transition, done, result in requests:
+            result.append((False, f"cannot {transition.value}: the driver is finalized"))
+            done.set()
 
     def _stopped(self) -> bool:
         with self._cv:
             return self._stop
 
-    def _wait(self, seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+    def _initial_targets(self) -> np.ndarray:
+        return hand.clip_to_limits(np.asarray(self.config.initial_pose, dtype=float))
+
+    # ---- for the loops (loop thread only) ----------------------------------------------------
+    def running(self) -> bool:
+        """Not stopped and configured: the loop should go on with its schedule."""
+        with self._cv:
+            return not self._stop and self.stats.state.configured
+
+    def serve_requests(self) -> None:
+        """Carry out the transitions asked for since the last call, in order."""
+        while True:
+            with self._cv:
+                if not self._requests:
+                    return
+                transition, done, result = self._requests.popleft()
+            result.append(self._carry_out(transition))
+            done.set()
+
+    def wait(self, seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+        """Block up to seconds of the driver's clock, or until stop, a transition request or until()."""
         deadline = self.clock.monotonic() + seconds
         with self._cv:
             while not self._stop and not until() and not self._requests:
@@ -278,26 +377,29 @@ class HandDriver:
                     return
                 self.clock.wait(self._cv, left)
 
-    def _serve_requests(self) -> None:
-        while True:
-            with self._cv:
-                if not self._requests:
-                    return
-                on, done, result = self._requests.popleft()
-            if not self.stats.connected:
-                result.append((False, f"the {self.backend.name} backend is not connected: {self.stats.last_error}"))
-            elif on:
-                result.append(self._activate())
-            else:
-                result.append(self._deactivate())
-            done.set()
+    def has_pending(self) -> bool:
+        with self._cv:
+            return self._pending is not None
 
-    def _take_pending(self) -> np.ndarray | None:
+    def answered(self) -> bool:
+        """A command answering the newest state has been accepted."""
+        with self._cv:
+            return self._answered
+
+    def gate_open(self) -> bool:
+        with self._cv:
+            return not self._gates_pending
+
+    def gates_pending(self) -> int:
+        with self._cv:
+            return len(self._gates_pending)
+
+    def take_pending(self) -> np.ndarray | None:
         with self._cv:
             pending, self._pending = self._pending, None
             return pending
 
-    def _publish_state(self, reading: JointReading, stamp_ns: int) -> None:
+    def publish_state(self, reading: JointReading, stamp_ns: int) -> None:
         with self._cv:
             self._latest_stamp, self._latest_mono, self._answered = stamp_ns, self.clock.monotonic(), False
         self.sink.state(reading, stamp_ns)
@@ -305,164 +407,11 @@ class HandDriver:
         if world is not None:
             self.sink.world(world, stamp_ns)
 
-    def _watchdog(self) -> None:
-        if self.stats.state != "active" or self.stats.holding:
+    def watchdog(self) -> None:
+        """Hold the last target once no command has been accepted for command_timeout (counted once per lapse)."""
+        if self.stats.state is not ACTIVE or self.stats.holding:
             return
         if self.clock.monotonic() - self._last_command_mono > self.config.command_timeout:
             self.stats.holding = True
             self.stats.watchdog_timeouts += 1
             self.sink.log("warn", f"no valid command for {self.config.command_timeout} s: holding the last target")
-
-    # ---- bus backends: wall clock ----------------------------------------------------------
-    def _run_wall_clock(self) -> None:
-        period = 1.0 / self.config.rate_hz
-        next_tick = self.clock.monotonic()
-        next_health = next_diag = next_reconnect = 0.0
-        while not self._stopped():
-            self._wait(next_tick - self.clock.monotonic(), lambda: self._pending is not None)
-            self._serve_requests()
-            pending = self._take_pending()
-            if pending is not None and self.stats.connected and self.stats.state == "active":
-                self._write(pending)
-            now = self.clock.monotonic()
-            if now < next_tick:
-                continue
-            self.stats.jitter_s.append(now - next_tick)
-            next_tick += period
-            if now - next_tick > period:
-                self.stats.overruns += 1
-                next_tick = now + period
-            if not self.stats.connected:
-                if now >= next_reconnect:
-                    next_reconnect = now + self.config.reconnect_period
-                    self._reconnect()
-            else:
-                self._read_tick()
-                if self.stats.connected and now >= next_health:
-                    next_health = now + self.config.health_period
-                    self._poll_health()
-            self._watchdog()
-            if now >= next_diag:
-                next_diag = now + self.config.diagnostics_period
-                self.sink.diagnostics(self.stats, self.clock.time_ns())
-
-    def _write(self, targets: np.ndarray) -> None:
-        t0 = time.perf_counter()
-        try:
-            self._targets = self.backend.write(targets)
-            self.stats.cycle_s.append(self._last_read_s + time.perf_counter() - t0)
-        except PortLost as err:
-            self._lost(err)
-        except BusError as err:
-            self.stats.write_failures += 1
-            self.stats.last_error = f"write failed: {err}"
-
-    def _read_tick(self) -> None:
-        try:
-            reading = self.backend.read()
-        except PortLost as err:
-            self._lost(err)
-            return
-        except BusError as err:
-            self.stats.dropped_reads += 1
-            self.stats.consecutive_read_failures += 1
-            self.stats.last_error = self.stats.last_read_error = f"read failed: {err}"
-            if self.stats.consecutive_read_failures in (1, 20):
-                self.sink.log("warn", self.stats.last_error)
-            return
-        self.stats.consecutive_read_failures = 0
-        self.stats.ticks += 1
-        self._last_read_s = reading.read_s
-        self.stats.read_s.append(reading.read_s)
-        self._publish_state(reading, reading.stamp_ns)
-
-    def _poll_health(self) -> None:
-        try:
-            self.stats.health = self.backend.poll_health()
-        except PortLost as err:
-            self._lost(err)
-        except BusError as err:
-            self.stats.last_error = f"health poll failed: {err}"
-
-    def _lost(self, err: Exception) -> None:
-        self.stats.connected = False
-        self.stats.port_lost += 1
-        self.stats.last_error = str(err)
-        self.sink.log("error", f"lost the bus: {err}; reconnecting every {self.config.reconnect_period} s")
-        try:
-            self.backend.close()
-        except BusError:
-            pass
-
-    def _reconnect(self) -> None:
-        try:
-            self.backend.open()
-            if self.stats.state == "active":
-                self.backend.enable(True, self._targets)
-        except (HardwareError, BusError) as err:
-            self.stats.last_error = f"reconnect failed: {err}"
-            try:
-                self.backend.close()
-            except BusError:
-                pass
-            return
-        self.stats.connected = True
-        self.stats.reconnects += 1
-        self.stats.last_error = ""
-        self.sink.log("info", f"bus back on {self.backend.port_name}; {self.stats.state}")
-
-    # ---- lockstep backends ----------------------------------------------------------------
-    def _run_lockstep(self) -> None:
-        rtf = self.config.realtime_factor
-        step_wall = hand.CONTROL_DT / rtf if rtf > 0 else 0.0
-        next_diag = 0.0
-        if not self._gate_open:
-            self.sink.log("info", "waiting for the start gates before the first state: "
-                                  + ", ".join(sorted(self._gates_pending)))
-            while not self._stopped() and not self._gate_open:
-                self._serve_requests()
-                pending = len(self._gates_pending)  # report at once when one opens, else once a period
-                self._wait(self.config.diagnostics_period, lambda: len(self._gates_pending) < pending)
-                self.sink.diagnostics(self.stats, self._stamp())
-            if self._stopped():
-                return
-        self.sink.clock(self.backend.sim_time_ns())
-        self._publish_state(self.backend.read(), self._stamp())
-        # Absolute deadlines, so the physics time is absorbed into the period rather than added to it.
-        next_tick = self.clock.monotonic() + step_wall
-        while not self._stopped():
-            published = self.clock.monotonic()
-            while not self._stopped():
-                self._serve_requests()
-                with self._cv:
-                    answered = self._answered
-                left = published + self.config.command_timeout - self.clock.monotonic()
-                if answered or left <= 0:
-                    break
-                self._wait(left, lambda: self._answered)
-            if self._stopped():
-                return
-            if not answered and self.stats.state == "active" and not self.stats.holding:
-                # Once per lapse, as on the bus backends: holding stays set until a command is accepted.
-                self.stats.watchdog_timeouts += 1
-                self.stats.holding = True
-            if step_wall > 0:
-                self._wait(next_tick - self.clock.monotonic())
-                next_tick += step_wall
-                if self.clock.monotonic() > next_tick:  # more than a tick behind: resynchronise, no burst
-                    next_tick = self.clock.monotonic() + step_wall
-            pending = self._take_pending()
-            if pending is not None:
-                self._targets = self.backend.write(pending)
-            elif self.stats.holding or self.stats.state != "active":
-                self.backend.write(self._targets)
-            self.backend.step()
-            self.stats.ticks += 1
-            self.sink.clock(self.backend.sim_time_ns())
-            self._publish_state(self.backend.read(), self._stamp())
-            if self.clock.monotonic() >= next_diag:
-                next_diag = self.clock.monotonic() + self.config.diagnostics_period
-                self.sink.diagnostics(self.stats, self._stamp())
-
-    def _stamp(self) -> int:
-        return self.backend.sim_time_ns() if self.config.use_sim_time else self.clock.time_ns()

@@ -1,7 +1,8 @@
 """The XC330 control-table subset the driver and the emulator use: name -> (address, size).
 
-Addresses and sizes are from ../shared/LEAP_HAND.md (XC330-M288-T, Protocol 2.0). The bus code is
-driven by this table; no other module spells a register address.
+Addresses and sizes are from ../shared/LEAP_HAND.md (XC330-M288-T, Protocol 2.0), the EEPROM entries
+from the XC330 e-manual. The bus code and the emulated servos are driven by this table; no other
+module spells a register address.
 """
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ _TABLE = (
     Register("present_velocity", 128, 4, signed=True),
     Register("present_position", 132, 4, signed=True),
     Register("present_temperature", 146, 1),
+    # EEPROM identity and limits: the emulated servos hold and serve them; the driver does not write them.
+    Register("model_number", 0, 2),
+    Register("firmware_version", 6, 1),
+    Register("id", 7, 1),
+    Register("baud_rate", 8, 1),
+    Register("temperature_limit", 31, 1),
+    Register("current_limit", 38, 2),
+    Register("max_position_limit", 48, 4),
+    Register("min_position_limit", 52, 4),
+    Register("status_return_level", 68, 1),
+    Register("present_input_voltage", 144, 2),
 )
 
 REGISTERS: dict[str, Register] = {r.name: r for r in _TABLE}

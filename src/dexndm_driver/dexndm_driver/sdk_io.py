@@ -80,6 +80,10 @@ class SdkIO:
             raise PortLost(f"{self.port_name} refused {self.baudrate} baud")
         self._port, self._groups = port, {}
 
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None
+
     def close(self) -> None:
         if self._port is not None:
             try:

@@ -10,9 +10,8 @@ from dexndm_description import hand
 from dexndm_description.wrist import parse_wrist
 from dexndm_driver.backends import EmulatedBackend, SimBackend, WorldConfig, parse_object
 from dexndm_driver.driver import DriverConfig, HandDriver
-from dexndm_driver.testing import ManualClock
-
-pytest.importorskip("dexndm_description.sim", reason="needs the simulated hand (dexndm_description.sim)")
+from dexndm_driver.states import DriverState
+from driver_support import ManualClock, bring_up
 
 TICK_NS = 50_000_000
 
@@ -32,7 +31,7 @@ def run_driver(sink, config, answer=True, object="normal_cylinder", target=None,
                 driver.submit(hand.CANONICAL_POSE if target is None else target, sink.states[-1][0])
 
     thread = threading.Thread(target=policy, daemon=True)
-    driver.start()
+    bring_up(driver)
     if answer:
         thread.start()
 
@@ -138,9 +137,9 @@ def test_emulated_bus_with_physics_moves_the_simulated_hand(sink):
     driver = HandDriver(backend, sink, DriverConfig())
     target = hand.CANONICAL_POSE.copy()
     target[15] += 0.3  # thumb IP
-    driver.start()
+    bring_up(driver)
     try:
-        assert sink.wait_until(lambda: driver.stats.state == "active" and sink.states, timeout=20.0)
+        assert sink.wait_until(lambda: sink.states, timeout=20.0)
         for _ in range(20):
             n = len(sink.states)
             assert sink.wait_until(lambda: len(sink.states) > n, timeout=5.0)
@@ -180,4 +179,4 @@ def test_a_shut_down_sink_ends_the_loop_quietly_with_torque_off(sink):
     finally:
         stop()
     assert not [m for level, m in closing.logs if level == "error"], closing.logs
-    assert driver.stats.last_error == "" and driver.stats.state == "finalized"
+    assert driver.stats.last_error == "" and driver.state is DriverState.FINALIZED

@@ -20,8 +20,8 @@ from std_srvs.srv import SetBool
 from dexndm_description import hand
 from dexndm_driver.registers import reg
 from dexndm_driver.sdk_io import SdkIO
-from dexndm_driver.testing import hand_driver_process, installed_executable
 from dexndm_msgs.msg import HandCommand
+from driver_support import hand_driver_process, installed_executable
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -37,6 +37,7 @@ class Client:
         self.node.create_subscription(QuaternionStamped, "/dexndm/wrist_orientation", self.wrists.append, RELIABLE)
         self.pub = self.node.create_publisher(HandCommand, "/leap_hand/command", RELIABLE)
         self.enable_client = self.node.create_client(SetBool, "/leap_hand/enable")
+        self.answered = 0  # states received when the last answer went out
 
     def spin_until(self, predicate, timeout=15.0):
         deadline = time.monotonic() + timeout
@@ -51,10 +52,11 @@ class Client:
         self.pub.publish(msg)
 
     def answer(self, n, position=None):
-        """Answer the next n states (targets: canonical pose plus a small wave unless given)."""
+        """Answer the next n states not yet answered, each with the newest state's stamp (targets:
+        canonical pose plus a small wave unless given)."""
         for k in range(n):
-            seen = len(self.states)
-            assert self.spin_until(lambda: len(self.states) > seen), "no joint state"
+            assert self.spin_until(lambda: len(self.states) > self.answered), "no joint state"
+            self.answered = len(self.states)
             self.send(position if position is not None else hand.CANONICAL_POSE + 0.05 * math.sin(k / 4))
 
     def value(self, status_name, key):
@@ -73,6 +75,14 @@ class Client:
         for _ in range(tries):
             self.answer(1, position)
             if self.wait_value("hand_driver: commands", key, predicate, timeout=3.0):
+                return True
+        return False
+
+    def answer_until_reported(self, key, predicate, limit=5000):
+        """Answer state after state (no lapse meanwhile) until the commands diagnostics satisfy predicate."""
+        for _ in range(limit):
+            self.answer(1)
+            if (v := self.value("hand_driver: commands", key)) is not None and predicate(v):
                 return True
         return False
 
@@ -98,13 +108,11 @@ def exercise_bus_driver(client: Client):
     assert client.spin_until(lambda: len(client.states) >= 5, timeout=20.0), "no joint states"
     first = client.states[-1]
     assert list(first.name) == list(hand.JOINT_NAMES) and len(first.position) == 16
-    t0 = time.monotonic()
-    start = len(client.states)
+    # The 20 Hz schedule itself is tested exactly on a stepped clock (test_wire); over DDS, that states
+    # come and answers are taken.
     client.answer(20)
-    rate = (len(client.states) - start) / (time.monotonic() - t0)
-    # The 20 Hz schedule itself is tested exactly on a stepped clock (test_wire); over DDS only that the
-    # node never publishes faster (load can only slow it, so no lower bound).
-    assert 0 < rate < 26.0, f"joint states at {rate:.1f} Hz, want at most 20"
+    stamps = [s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in client.states]
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), "one state per read, stamped at the read"
     assert client.wait_value("hand_driver: commands", "accepted", lambda v: int(v) >= 15)
     nan = hand.CANONICAL_POSE.copy()
     nan[3] = math.nan
@@ -171,15 +179,15 @@ def test_dynamixel_backend_reports_a_missing_port_clearly(ros):
     with hand_driver_process(backend="dynamixel", port="/tmp/dexndm-no-such-port"):
         client = Client("missing_port_test")
         try:
-            assert client.wait_value("hand_driver: bus", "state", lambda v: v == "unconfigured")
-            assert "cannot open /tmp/dexndm-no-such-port" in client.value("hand_driver: bus", "last_error")
+            # it starts unconfigured (reported at once), then autostart's configure fails and says why
+            assert client.wait_value("hand_driver: bus", "last_error", lambda v: "cannot open /tmp/dexndm-no-such-port" in v)
+            assert client.value("hand_driver: bus", "state") == "unconfigured"
             assert not client.states
         finally:
             client.close()
 
 
 def test_sim_backend_node_in_lockstep_with_sim_time(ros):
-    pytest.importorskip("dexndm_description.sim", reason="needs the simulated hand")
     from geometry_msgs.msg import PoseStamped
     from rosgraph_msgs.msg import Clock
 
@@ -196,19 +204,24 @@ def test_sim_backend_node_in_lockstep_with_sim_time(ros):
             stamps = [s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in client.states]
             steps = np.diff(stamps)
             assert np.all(steps == 50_000_000), "sim time advances 50 ms per answered state"
-            t0 = time.monotonic()
             client.answer(20)
-            assert time.monotonic() - t0 < 2.0, "an answered state was held for command_timeout"
-            assert client.wait_value("hand_driver: commands", "accepted", lambda v: int(v) >= 50)
+            # keep answering until the diagnostics report it: at most the lapse before the first answer
+            # (discovery); a held answered state would add one
+            assert client.answer_until_reported("accepted", lambda v: int(v) >= 50)
+            lapses = int(client.value("hand_driver: commands", "watchdog_timeouts"))
+            assert lapses <= 1 and client.value("hand_driver: commands", "holding") == "False", \
+                "an answered state was held for command_timeout"
             clock_ns = {c.clock.sec * 10**9 + c.clock.nanosec for c in clocks}
             assert set(stamps[1:]) <= clock_ns
             assert poses and poses[-1].header.frame_id == "world"
             w = client.wrists[-1].quaternion
             assert np.allclose([w.x, w.y, w.z, w.w], [1.0, 0.0, 0.0, 0.0])
-            # without answers the sim holds: one state per command_timeout
+            # without answers the sim holds the last target after command_timeout, then steps on
+            # (the exact wait is tested on a stepped clock in test_lockstep)
             n = len(client.states)
-            client.spin_until(lambda: False, timeout=4.5)
-            assert 1 <= len(client.states) - n <= 3
+            assert client.wait_value("hand_driver: commands", "holding", lambda v: v == "True")
+            assert int(client.value("hand_driver: commands", "watchdog_timeouts")) == lapses + 1
+            assert client.spin_until(lambda: len(client.states) > n + 1), "the held sim steps on"
             proc.send_signal(2)
             assert proc.wait(timeout=15) == 0
     finally:
@@ -216,7 +229,6 @@ def test_sim_backend_node_in_lockstep_with_sim_time(ros):
 
 
 def test_emulated_backend_node_with_physics_publishes_the_object(ros):
-    pytest.importorskip("dexndm_description.sim", reason="needs the simulated hand")
     from geometry_msgs.msg import PoseStamped
 
     client = Client("emulated_physics_node_test")
@@ -259,12 +271,13 @@ def test_dynamixel_node_survives_the_adapter_being_unplugged(ros):
             assert client.spin_until(lambda: len(client.states) >= 5, timeout=20.0)
             emulator.send_signal(2)  # the U2D2 is unplugged: the pty and its path vanish
             emulator.wait(timeout=10)
+            unplugged_ns = time.time_ns()  # the pty is gone: no read can succeed from here on
             assert client.wait_value("hand_driver: bus", "connected", lambda v: v == "False")
             assert client.value("hand_driver: bus", "port_lost") == "1"
             n = len(client.diags)
             lost = len(client.states)
             assert client.spin_until(lambda: len(client.diags) >= n + 2, timeout=5.0), "diagnostics must go on"
-            assert len(client.states) <= lost + 1
+            replugged_ns = time.time_ns()
             emulator = start_emulator()  # plugged back in: fresh servos behind the same path
             assert client.wait_value("hand_driver: bus", "reconnects", lambda v: v == "1")
             assert client.spin_until(lambda: len(client.states) >= lost + 10, timeout=5.0), "states resume"
@@ -274,6 +287,9 @@ def test_dynamixel_node_survives_the_adapter_being_unplugged(ros):
         emulator.send_signal(2)
         emulator.wait(timeout=10)
     assert not os.path.exists(link), "the emulator removes its link on exit"
+    # stamped at the read (the same machine clock): states still in flight at the unplug are older
+    stamps = [s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in client.states]
+    assert not [t for t in stamps if unplugged_ns <= t <= replugged_ns], "no state may be published without a bus"
 
 
 def set_parameter(node, target: str, name: str, value):

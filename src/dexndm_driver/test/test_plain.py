@@ -13,6 +13,7 @@ from dexndm_driver.commands import validate_targets
 from dexndm_driver.driver import DriverStats
 from dexndm_driver.dynamixel import ServoHealth
 from dexndm_driver.emulator import FirstOrderMotors
+from dexndm_driver.states import DriverState
 
 
 def test_crc_matches_the_sdk_and_the_datasheet_example():
@@ -74,7 +75,7 @@ def test_validation_refuses_bad_input_and_clamps_out_of_limit():
 
 
 def test_diagnostics_report_servo_errors_and_refusals():
-    stats = DriverStats(backend="emulated", port="/tmp/x", state="active", connected=True)
+    stats = DriverStats(backend="emulated", port="/tmp/x", state=DriverState.ACTIVE, connected=True)
     stats.refused["stale"] = 3
     stats.last_refusal = "stale: ..."
     stats.health = ServoHealth({0: 35, 5: 72}, {5: ["overload"]})

@@ -20,8 +20,7 @@ TICK = 50_000_000  # ns
 @pytest.fixture(scope="module")
 def halfway_model(tmp_path_factory) -> DynamicsModel:
     """Fitted on q_{t+1} = q_t + 0.5 (a_t - q_t): the lockstep fixture's law."""
-    q, a = fx.first_order_rollouts(0.5)
-    return DynamicsModel(fx.fit_and_export(q, a, tmp_path_factory.mktemp("dyn") / "dynamics.onnx"))
+    return DynamicsModel(fx.halfway_model_path(tmp_path_factory.mktemp("dyn")))
 
 
 def feed(monitor: GapMonitor, q: np.ndarray, a: np.ndarray, steps_first: bool = False, start: int = 1) -> list:

@@ -1,4 +1,6 @@
-"""Helpers for tests of the driver (and of apps that run it): a recording sink, polling, the node as a process."""
+"""Test support for the driver tests (and other packages' tests that run it): a recording sink, a
+stepped clock, polling, the installed node as a process. Lives with the tests, not in the runtime
+package: a test adds this folder to sys.path (the driver tests' conftest.py does) and imports it."""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from . import diagnostics
+from dexndm_driver import diagnostics
 
 
 class RecordingSink:
@@ -109,6 +111,21 @@ class ManualClock:
                 if left <= 0:
                     return None
                 self._lock.wait(left)
+
+
+def bring_up(driver, activate: bool = True, attempts: int = 5):
+    """Start the driver's loop and carry out configure (and activate), as the node's autostart does:
+    configure is tried again when it fails (a ping can miss the SDK's reply timeout on a loaded machine)."""
+    driver.start()
+    for _ in range(attempts):
+        ok, message = driver.configure()
+        if ok:
+            break
+    assert ok, message
+    if activate:
+        ok, message = driver.activate()
+        assert ok, message
+    return driver
 
 
 def wait_for(predicate, timeout=5.0, period=0.01):
