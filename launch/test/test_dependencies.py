@@ -114,13 +114,7 @@ def undeclared(name: str, tests: bool) -> list[str]:
     return missing
 
 
-# The driver's package.xml lacks dynamixel_sdk, python3-serial and ament_index_python; the lifecycle-driver work
-# of issue 14 rewrites that package. strict: once it declares them this case passes and the mark must go.
-DRIVER_PENDING = pytest.mark.xfail(strict=True, reason="dexndm_driver/package.xml is updated with issue 14 item 3")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=DRIVER_PENDING) if n == "dexndm_driver" else n
-                                  for n in sorted(PACKAGE_DIRS)])
+@pytest.mark.parametrize("name", sorted(PACKAGE_DIRS))
 @pytest.mark.parametrize("tests", [False, True], ids=["runtime", "tests"])
 def test_package_xml_declares_every_import(name, tests):
     missing = undeclared(name, tests)
