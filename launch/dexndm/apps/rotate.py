@@ -14,7 +14,8 @@ from pathlib import Path
 
 from dexndm import viz
 from dexndm.graph import Argument, ArgumentError, NodeSpec, as_bool, as_float
-from dexndm_description.interfaces import HAND_COMMAND, JOINT_STATES, MONITOR_READY, OBJECT_POSE, POLICY_STEP
+from dexndm_description.interfaces import (GAP_READY, HAND_COMMAND, JOINT_STATES, MONITOR_READY, OBJECT_POSE,
+                                          POLICY_STEP)
 from dexndm_description.parameters import REALTIME_FACTOR
 
 HARDWARE = ("sim", "emulated", "dynamixel")
@@ -92,8 +93,8 @@ def nodes(args: dict[str, str]) -> list[NodeSpec]:
     if hardware == "sim":
         # The sim graph's clock is the simulation's: the driver stamps states with sim time and publishes
         # /clock, and every node runs on it, so PolicyStep, state_stamp and joint states agree.
-        # No state, no step before the monitor (and the viewer, with viz) has matched the graph.
-        driver["start_gate"] = viz.start_gates(viewer, MONITOR_READY)
+        # No state, no step before the monitor (and the gap monitor, and the viewer, with them) has matched the graph.
+        driver["start_gate"] = viz.start_gates(viewer, MONITOR_READY, *([GAP_READY] if gap else []))
     specs = [
         NodeSpec("dexndm_driver", "hand_driver", "hand_driver", parameters=driver),
         NodeSpec("dexndm_policy", "rotation_policy", "rotation_policy", parameters=policy),

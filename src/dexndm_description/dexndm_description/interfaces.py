@@ -23,6 +23,7 @@ CLOCK = "/clock"  # rosgraph_msgs/Clock, sim driver
 OBJECT_POSE = "/sim/object_pose"  # geometry_msgs/PoseStamped, simulated object, frame world
 MONITOR_READY = "/dexndm/monitor/ready"  # std_msgs/Empty, latched: the rotation monitor is matched
 VIEWER_READY = "/dexndm/viz/ready"  # std_msgs/Empty, latched: the rerun viewer is matched
+GAP_READY = "/dexndm/gap/ready"  # std_msgs/Empty, latched: the reality-gap monitor is matched
 
 # Services and actions
 HAND_ENABLE = "/leap_hand/enable"  # std_srvs/SetBool: torque

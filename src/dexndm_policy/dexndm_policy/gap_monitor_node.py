@@ -13,8 +13,10 @@ import time
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Empty
 
 from dexndm_description import hand
 from dexndm_description import interfaces as ros
@@ -34,15 +36,25 @@ class GapMonitorNode(Node):
         self.monitor = GapMonitor(self.model, p["range_margin"], p["max_tick_gap"])
         self.gap_pub = self.create_publisher(DynamicsGap, ros.GAP_ERROR, RELIABLE)
         self.diag_pub = self.create_publisher(DiagnosticArray, ros.DIAGNOSTICS, ros.STREAM.profile())
-        self.create_subscription(JointState, ros.JOINT_STATES, self.on_state, RELIABLE)
-        self.create_subscription(PolicyStep, ros.POLICY_STEP, self.on_step, RELIABLE)
+        self._inputs = [self.create_subscription(JointState, ros.JOINT_STATES, self.on_state, RELIABLE),
+                        self.create_subscription(PolicyStep, ros.POLICY_STEP, self.on_step, RELIABLE)]
         self.create_timer(p["diagnostics_period"], self.publish_diagnostics)
+        # GAP_READY (latched) once both inputs have publishers: a gated sim graph waits for it, so the monitor
+        # sees the run from its first state.
+        self._ready_pub = self.create_publisher(Empty, ros.GAP_READY, ros.LATCHED.profile())
+        # on the steady clock: with use_sim_time a timer would wait for /clock, which the gated sim only starts
+        self._ready_timer = self.create_timer(0.02, self._signal_ready, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._reported_pairs = 0
         self._reported_outside = 0
         self._reported_joints = np.zeros(hand.NUM_JOINTS, dtype=int)  # out-of-range pairs per joint, last report
         self._outside = np.zeros(hand.NUM_JOINTS, dtype=bool)  # joints flagged in ticks since the last report
         self._cpu_start: float | None = None  # process CPU time at the first pair: the monitor's own cost
         self.get_logger().info(f"ready: {self.model.path} (window {self.model.window})")
+
+    def _signal_ready(self) -> None:
+        if all(sub.get_publisher_count() > 0 for sub in self._inputs):
+            self._ready_pub.publish(Empty())
+            self._ready_timer.cancel()
 
     def on_state(self, msg: JointState) -> None:
         try:
