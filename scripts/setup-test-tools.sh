@@ -6,26 +6,27 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { printf '[setup-test-tools] %s\n' "$*"; }
+# apt_install WHY PACKAGE...: install Debian packages (sudo unless root), or say what to install by hand.
+apt_install() {
+  local why="$1"; shift
+  command -v apt-get >/dev/null || { echo "setup-test-tools.sh: $why and there is no apt-get; install Debian's $*" >&2; exit 1; }
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  say "installing $* (Debian packages)"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@"
+}
 
 if [ -x /usr/bin/chromium ]; then
   say "chromium present: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
 else
-  command -v apt-get >/dev/null || { echo "setup-test-tools.sh: /usr/bin/chromium is missing and there is no apt-get; install Debian's chromium package" >&2; exit 1; }
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  say "installing chromium (Debian package)"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends chromium
+  apt_install "/usr/bin/chromium is missing" chromium
 fi
 
 # The native viewer's test (viz:=window): a virtual display and a software Vulkan driver (no GPU).
 if [ -x /usr/bin/Xvfb ] && [ -x /usr/bin/xwininfo ] && ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1; then
   say "Xvfb, xwininfo and lavapipe present"
 else
-  command -v apt-get >/dev/null || { echo "setup-test-tools.sh: Xvfb, xwininfo or Mesa's lavapipe is missing and there is no apt-get; install Debian's xvfb x11-utils mesa-vulkan-drivers" >&2; exit 1; }
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  say "installing xvfb x11-utils mesa-vulkan-drivers (Debian packages)"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends xvfb x11-utils mesa-vulkan-drivers
+  apt_install "Xvfb, xwininfo or Mesa's lavapipe is missing" xvfb x11-utils mesa-vulkan-drivers
 fi
 
 WEB="$ROOT/src/dexndm_teleop/test/web"

@@ -66,23 +66,10 @@ def _shards(out: Path, cfg: DaggerConfig) -> list[str]:
     return [*cfg.datasets, *found]
 
 
-def _check_config(out: Path, config: dict) -> None:
-    path = out / "config.json"
-    if path.exists():
-        saved = json.loads(path.read_text())
-        saved = {"dagger": {**DaggerConfig().to_dict(), **saved["dagger"]}, "mpc": {**mpc.MPCConfig().to_dict(), **saved["mpc"]}}
-        if saved != json.loads(json.dumps(config)):
-            raise ValueError(f"{out} holds a DAgger run with another config ({path}); resume with the same settings "
-                             "or choose a new --out")
-    else:
-        path.write_text(json.dumps(config, indent=1))
-
-
 def run(cfg: DaggerConfig, teacher: mpc.MPCConfig, out, iterations: int, initial_student=None,
         progress: bool = True) -> list[dict]:
     """Run `iterations` more DAgger iterations in `out` (resumable); returns the curve."""
     from dexndm_training import evaluate
-    from dexndm_training.rollout import TorchPolicy
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,7 +80,8 @@ def run(cfg: DaggerConfig, teacher: mpc.MPCConfig, out, iterations: int, initial
                              "the teacher's shards: dexndm-train bc --datasets runs/mpc/*/shards/*)")
         if not Path(initial_student).exists():
             raise FileNotFoundError(f"initial student {initial_student} not found")
-    _check_config(out, {"dagger": cfg.to_dict(), "mpc": teacher.to_dict()})
+    mpc.resume_config(out, {"dagger": cfg.to_dict(), "mpc": teacher.to_dict()},
+                      {"dagger": DaggerConfig().to_dict(), "mpc": mpc.MPCConfig().to_dict()})
     if not first.exists():
         shutil.copyfile(initial_student, first)
     curve_file = out / "curve.json"
@@ -121,9 +109,7 @@ def run(cfg: DaggerConfig, teacher: mpc.MPCConfig, out, iterations: int, initial
             shutil.copyfile(out / f"bc_{i + 1:04d}" / "generalist.pt", tmp)
             tmp.replace(following)
         report = json.loads((out / f"bc_{i + 1:04d}" / "bc_report.json").read_text())
-        from dexndm_training.bc import load_generalist
-
-        policy = TorchPolicy(load_generalist(following))
+        policy = mpc.load_student(following)
         point = {"iteration": i, "beta": beta, "student": following.name, "bc_eval_mse": report["best_eval_mse"],
                  "zero_action_mse": report["zero_action_eval_mse"], "train_rows": report["train_rows"]}
         steps = 0

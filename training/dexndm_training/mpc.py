@@ -271,6 +271,23 @@ def _labelled_episodes(result, labels: np.ndarray, object_set: str, min_length: 
     return out
 
 
+def resume_config(out, config: dict, defaults: dict[str, dict]) -> None:
+    """Write out/config.json for a new run, or refuse one whose saved config differs from `config` in the
+    sections named by `defaults` (settings added since the run began take those defaults)."""
+    import json
+    from pathlib import Path
+
+    path = Path(out) / "config.json"
+    if not path.exists():
+        path.write_text(json.dumps(config, indent=1))
+        return
+    saved = json.loads(path.read_text())
+    plain = lambda d: json.loads(json.dumps(d))  # noqa: E731  (tuples as lists, as saved)
+    if any(plain({**defaults[k], **saved.get(k, {})}) != plain(config[k]) for k in defaults):
+        raise ValueError(f"{out} holds a run with another config ({path}); resume with the same settings or "
+                         "choose a new --out")
+
+
 def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, progress: bool = True,
             student=None, beta: float = 0.0) -> dict:
     """Run the teacher for `rounds` more rounds (one episode per world each) into `out`; resumable.
@@ -297,20 +314,10 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
 
     out = Path(out)
     (out / "shards").mkdir(parents=True, exist_ok=True)
-    config_file = out / "config.json"
-    config = {"env": env_cfg.to_dict(), "mpc": cfg.to_dict(), "min_rot": min_rot}
-    if config_file.exists():
-        saved = json.loads(config_file.read_text())
-        # settings added since the run began take their defaults
-        from dexndm_training.env import EnvConfig
+    from dexndm_training.env import EnvConfig
 
-        saved_env = {**json.loads(json.dumps(EnvConfig().to_dict())), **saved["env"]}
-        saved_mpc = {**MPCConfig().to_dict(), **saved["mpc"]}
-        if saved_env != json.loads(json.dumps(config["env"])) or saved_mpc != json.loads(json.dumps(config["mpc"])):
-            raise ValueError(f"{out} holds a run with another config ({config_file}); resume with the same "
-                             "settings or choose a new --out")
-    else:
-        config_file.write_text(json.dumps(config, indent=1))
+    config = {"env": env_cfg.to_dict(), "mpc": cfg.to_dict(), "min_rot": min_rot}
+    resume_config(out, config, {"env": EnvConfig().to_dict(), "mpc": MPCConfig().to_dict()})
     curve_file = out / "curve.json"
     curve = json.loads(curve_file.read_text()) if curve_file.exists() else []
     done = len(curve)
