@@ -29,7 +29,10 @@ def _env_args(p: argparse.ArgumentParser, skip: tuple[str, ...] = (), defaults: 
     """The rotation environment's flags, one per EnvConfig field, and --torch-threads."""
     from dexndm_training.env import EnvConfig
 
-    config_flags.add_flags(p, EnvConfig, skip=ENV_SKIP + skip, defaults=defaults)
+    from dexndm_training.env import ACTION_MODES
+
+    config_flags.add_flags(p, EnvConfig, skip=ENV_SKIP + skip, defaults=defaults,
+                           choices={"action_mode": ACTION_MODES})
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default: %(default)s)")
 
 
@@ -81,7 +84,16 @@ def _add_ppo(sub) -> None:
     # --seed is the env's (EnvConfig.seed) and seeds PPO too
     config_flags.add_flags(p, PPOConfig, skip=("seed",), names={"num_steps_per_env": "--steps-per-env"})
     p.add_argument("--no-resume", action="store_true", help="start over in --run-dir instead of resuming")
+    _reward_args(p)
     p.set_defaults(func=_cmd_ppo)
+
+
+def _reward_args(p: argparse.ArgumentParser) -> None:
+    """One --reward-<field> flag per RewardConfig field."""
+    from dexndm_training.rewards import RewardConfig
+
+    config_flags.add_flags(p, RewardConfig, names={f: "--reward-" + f.replace("_", "-")
+                                                   for f in RewardConfig.__dataclass_fields__})
 
 
 def _cmd_ppo(args) -> int:
@@ -92,7 +104,10 @@ def _cmd_ppo(args) -> int:
             raise ValueError(f"unknown specialist {args.specialist!r}; choose one of {', '.join(ppo.SPECIALISTS)}")
         preset = ppo.SPECIALISTS[args.specialist]
         args.object, args.wrists, args.axes = preset.object, list(preset.wrists), list(preset.axes)
+    from dexndm_training.rewards import RewardConfig
+
     env_cfg = _env_config(args)
+    env_cfg.reward = RewardConfig(**config_flags.values(args, RewardConfig))
     cfg = ppo.PPOConfig(**config_flags.values(args, ppo.PPOConfig, skip=("seed",)), seed=args.seed)
     ppo.train(env_cfg, cfg, args.run_dir, resume=not args.no_resume)
     return 0

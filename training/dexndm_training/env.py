@@ -53,6 +53,14 @@ PRIVILEGED_LAYOUT: tuple[tuple[str, int], ...] = (
 PRIVILEGED_DIM = sum(w for _, w in PRIVILEGED_LAYOUT)
 
 AXIS_SETS = ("principal", "general", "diagonal")
+ACTION_MODES = ("delta", "target")
+
+
+def target_to_delta(action: np.ndarray, previous_target: np.ndarray, scale: float) -> np.ndarray:
+    """The contract's delta [N, 16] that steps the base target toward canonical + scale clip(action, -1, 1):
+    a `target`-mode action read through the generalist's rate limit (|delta| <= 1, i.e. 1/24 rad a step)."""
+    wanted = hand.CANONICAL_POSE + scale * np.clip(action, -1.0, 1.0)
+    return np.clip((wanted - previous_target) / hand.ACTION_SCALE, -1.0, 1.0)
 
 
 def resolve_axes(specs: tuple[str, ...] | list[str]) -> tuple[list[str], np.ndarray]:
@@ -114,6 +122,10 @@ class EnvConfig:
     reset_max_speed: float = 0.05  # m/s of the object after the close
     reset_cache: int = 8  # settled grasp states kept per world; once full, a reset restores one (no settle ticks)
     terminate_on_fall: bool = True  # False: a world runs all episode_steps after its object fell (dynamics data)
+    #: How actions are read: `delta` (the generalist contract) or `target` (a in [-1, 1] asks for the base target
+    #: canonical + target_scale a; the env steps toward it at the contract's rate limit, see target_to_delta).
+    action_mode: str = "delta"
+    target_scale: float = 0.5  # rad per unit action in `target` mode
     seed: int = 0
     threads: int = 2  # physics threads
     device: str = "cpu"
@@ -137,6 +149,8 @@ class RotationEnv(VecEnv):
     def __init__(self, cfg: EnvConfig, sim=None):
         from dexndm_description.sim import BatchedHandSim
 
+        if cfg.action_mode not in ACTION_MODES:
+            raise ValueError(f"unknown action_mode {cfg.action_mode!r}; choose one of {', '.join(ACTION_MODES)}")
         self.cfg = cfg
         self.num_envs = n = cfg.num_envs
         self.max_episode_length = cfg.episode_steps
@@ -287,6 +301,8 @@ class RotationEnv(VecEnv):
 
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         delta = np.clip(actions.detach().cpu().numpy().astype(np.float64), -1.0, 1.0)
+        if self.cfg.action_mode == "target":
+            delta = target_to_delta(delta, self.previous_target, self.cfg.target_scale)
         target = observation.integrate_action(self.previous_target, delta)
         self._resample_disturbance()
         self.sim.set_targets(target)

@@ -3,9 +3,11 @@
 PPO from scratch did not find rotation on this machine's budget (docs/TRAINING.md: 9.6 M steps, Rot ~0). An
 open-loop gait is a much smaller search: every joint follows
 
-    a_t = clip(q_0 + r(t) (offset + amplitude sin(2 pi f t dt + phase)), limits),   r(t) = min(1, t / ramp)
+    a_t = clip(q_0 + r(t) (offset + amplitude sin(2 pi f t dt + phase) + amplitude2 sin(4 pi f t dt + phase2)),
+              limits),   r(t) = min(1, t / ramp)
 
-around the episode's grasp pose q_0, 16 x 3 + 1 = 49 numbers. The cross-entropy method (CEM) scores each
+around the episode's grasp pose q_0: 16 x 3 + 1 = 49 numbers with one harmonic, 81 with the second (a stroke
+that pushes and returns along different paths). The cross-entropy method (CEM) scores each
 candidate gait by the rotation about the axis it earns in the rotation env (full randomization, disturbance
 forces) minus a penalty per fall, and keeps the elite. The gait runs through the env's own action path: it
 asks for delta = clip(24 (a_t - a_{t-1}), -1, 1), so it obeys the generalist's rate limit, and its
@@ -31,8 +33,10 @@ from dexndm_training.env import EnvConfig, RotationEnv
 log = logging.getLogger(__name__)
 
 NUM_JOINTS = hand.NUM_JOINTS
-#: Layout of a parameter vector: amplitude [16] rad, phase [16] rad, offset [16] rad, frequency Hz.
-PARAMETERS = 3 * NUM_JOINTS + 1
+#: Layout of a parameter vector: amplitude [16] rad, phase [16] rad, offset [16] rad, frequency Hz, then for the
+#: second harmonic amplitude2 [16] rad and phase2 [16] rad.
+PARAMETERS = 3 * NUM_JOINTS + 1  # one harmonic
+PARAMETERS_2 = PARAMETERS + 2 * NUM_JOINTS  # two harmonics
 FREQUENCY_RANGE = (0.2, 2.5)  # Hz
 RAMP_STEPS = 20  # control steps over which a gait eases in from the grasp pose
 
@@ -46,18 +50,28 @@ class Gait:
     offset: list[float]
     frequency: float
     ramp_steps: int = RAMP_STEPS
+    amplitude2: list[float] = field(default_factory=lambda: [0.0] * NUM_JOINTS)
+    phase2: list[float] = field(default_factory=lambda: [0.0] * NUM_JOINTS)
 
     @classmethod
     def from_vector(cls, v: np.ndarray, ramp_steps: int = RAMP_STEPS) -> "Gait":
         v = np.asarray(v, dtype=float)
-        if v.shape != (PARAMETERS,) or not np.all(np.isfinite(v)):
-            raise ValueError(f"a gait vector has {PARAMETERS} finite numbers, got shape {v.shape}")
+        if v.shape not in ((PARAMETERS,), (PARAMETERS_2,)) or not np.all(np.isfinite(v)):
+            raise ValueError(f"a gait vector has {PARAMETERS} or {PARAMETERS_2} finite numbers, got shape {v.shape}")
         j = NUM_JOINTS
+        v = np.concatenate([v, np.zeros(PARAMETERS_2 - len(v))])
         return cls(v[:j].tolist(), v[j:2 * j].tolist(), v[2 * j:3 * j].tolist(),
-                   float(np.clip(v[3 * j], *FREQUENCY_RANGE)), ramp_steps)
+                   float(np.clip(v[3 * j], *FREQUENCY_RANGE)), ramp_steps, v[PARAMETERS:PARAMETERS + j].tolist(),
+                   v[PARAMETERS + j:].tolist())
 
-    def vector(self) -> np.ndarray:
-        return np.concatenate([self.amplitude, self.phase, self.offset, [self.frequency]])
+    @property
+    def harmonics(self) -> int:
+        return 2 if np.any(np.asarray(self.amplitude2) != 0.0) else 1
+
+    def vector(self, harmonics: int | None = None) -> np.ndarray:
+        """The parameter vector with one harmonic (49 numbers) or two (81); by default as many as the gait uses."""
+        one = np.concatenate([self.amplitude, self.phase, self.offset, [self.frequency]])
+        return one if (harmonics or self.harmonics) == 1 else np.concatenate([one, self.amplitude2, self.phase2])
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Gait":
@@ -66,20 +80,25 @@ class Gait:
             raise FileNotFoundError(f"gait file {path} not found: run `dexndm-train gait --out DIR` first")
         data = json.loads(path.read_text())
         gait = data.get("gait", data)
-        for key, width in (("amplitude", NUM_JOINTS), ("phase", NUM_JOINTS), ("offset", NUM_JOINTS)):
-            if len(gait.get(key, [])) != width:
-                raise ValueError(f"{path}: gait.{key} must hold {width} numbers")
-        return cls(**{k: gait[k] for k in ("amplitude", "phase", "offset", "frequency", "ramp_steps") if k in gait})
+        for key in ("amplitude", "phase", "offset") + tuple(k for k in ("amplitude2", "phase2") if k in gait):
+            if len(gait.get(key, [])) != NUM_JOINTS:
+                raise ValueError(f"{path}: gait.{key} must hold {NUM_JOINTS} numbers")
+        keys = ("amplitude", "phase", "offset", "frequency", "ramp_steps", "amplitude2", "phase2")
+        return cls(**{k: gait[k] for k in keys if k in gait})
 
 
 def gait_targets(params: np.ndarray, base: np.ndarray, step: np.ndarray, dt: float, ramp_steps: int) -> np.ndarray:
-    """a_t [N, 16] of gait vectors params [N, 49] around grasp poses base [N, 16] at episode steps step [N]."""
+    """a_t [N, 16] of gait vectors params [N, 49 or 81] around grasp poses base [N, 16] at episode steps step [N]."""
     j = NUM_JOINTS
     amp, phase, offset = params[:, :j], params[:, j:2 * j], params[:, 2 * j:3 * j]
     freq = np.clip(params[:, 3 * j], *FREQUENCY_RANGE)[:, None]
     t = np.asarray(step, dtype=float)[:, None]
     ramp = np.minimum(1.0, t / max(ramp_steps, 1))
-    return hand.clip_to_limits(base + ramp * (offset + amp * np.sin(2 * np.pi * freq * t * dt + phase)))
+    angle = 2 * np.pi * freq * t * dt
+    wave = offset + amp * np.sin(angle + phase)
+    if params.shape[1] == PARAMETERS_2:
+        wave = wave + params[:, PARAMETERS:PARAMETERS + j] * np.sin(2 * angle + params[:, PARAMETERS + j:])
+    return hand.clip_to_limits(base + ramp * wave)
 
 
 class GaitPolicy:
@@ -110,7 +129,7 @@ class GaitPolicy:
         step = env.episode_length_buf.numpy()
         fresh = step == 0  # a new episode started: its grasp pose is a_{-1}
         self.base[fresh] = env.previous_target[fresh]
-        params = np.broadcast_to(self.params, (env.num_envs, PARAMETERS))
+        params = np.broadcast_to(self.params, (env.num_envs, self.params.shape[1]))
         target = gait_targets(params, self.base, step, env.dt, self.ramp_steps)
         delta = np.clip((target - env.previous_target) / hand.ACTION_SCALE, -1.0, 1.0)
         return torch.as_tensor(delta, dtype=torch.float32)
@@ -132,6 +151,10 @@ class SearchConfig:
     init_frequency: float = 1.0  # Hz, initial mean
     min_std: float = 0.005
     ramp_steps: int = RAMP_STEPS
+    harmonics: int = 1  # 1 (49 numbers) or 2 (81: a second harmonic per joint)
+    #: Object sets the gait is scored on together (each its own worlds, the scores averaged); empty: the env's object.
+    objects: list[str] = field(default_factory=list)
+    off_axis_penalty: float = 0.0  # score lost per rad turned off the axis (tumbling is not rotation)
     seed: int = 0
     env: EnvConfig = field(default_factory=EnvConfig)
 
@@ -167,38 +190,45 @@ def search(cfg: SearchConfig, out: str | os.PathLike, init: Gait | None = None, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "cem_state.npz"
+    if cfg.harmonics not in (1, 2):
+        raise ValueError(f"harmonics must be 1 or 2, got {cfg.harmonics}")
+    dims = PARAMETERS if cfg.harmonics == 1 else PARAMETERS_2
     env_cfg = replace(cfg.env, num_envs=cfg.population * cfg.worlds_per_candidate)
     j = NUM_JOINTS
     if state_path.exists():
         state = np.load(state_path)
         mean, std, start = state["mean"], state["std"], int(state["generation"])
+        if mean.shape != (dims,):
+            raise ValueError(f"{state_path} holds a {mean.size}-number search, not {cfg.harmonics} harmonic(s); "
+                             "use another --out or the same --harmonics")
         rng = np.random.default_rng([cfg.seed, start])
         history = json.loads((out / "history.json").read_text()) if (out / "history.json").exists() else []
         log.info("resuming the gait search at generation %d from %s", start, state_path)
     else:
-        mean = np.zeros(PARAMETERS)
+        mean = np.zeros(dims)
         mean[3 * j] = cfg.init_frequency
         std = np.concatenate([np.full(j, cfg.init_amplitude), np.full(j, np.pi / 2), np.full(j, cfg.init_offset),
-                              [0.3]])
+                              [0.3], np.full(j, cfg.init_amplitude / 2), np.full(j, np.pi / 2)])[:dims]
         if init is not None:
-            mean = init.vector()
+            mean = init.vector(cfg.harmonics)
             std = std * 0.5
         start, history = 0, []
         rng = np.random.default_rng([cfg.seed, 0])
-    env = RotationEnv(env_cfg)
+    envs = [RotationEnv(replace(env_cfg, object=name)) for name in (cfg.objects or [env_cfg.object])]
     began = time.time()
     elite_count = max(2, int(round(cfg.population * cfg.elite_fraction)))
     try:
         for gen in range(start, cfg.generations):
             t0 = time.time()
-            pop = mean + std * rng.normal(size=(cfg.population, PARAMETERS))
+            pop = mean + std * rng.normal(size=(cfg.population, dims))
             pop[0] = mean  # the current mean is always scored: the history shows its progress
-            rot, fell, off = score_gaits(env, pop, cfg.worlds_per_candidate, cfg.steps, cfg.ramp_steps)
-            score = rot - cfg.fall_penalty * fell
+            rot, fell, off = np.mean([score_gaits(env, pop, cfg.worlds_per_candidate, cfg.steps, cfg.ramp_steps)
+                                      for env in envs], axis=0)
+            score = rot - cfg.fall_penalty * fell - cfg.off_axis_penalty * off
             elite = pop[np.argsort(-score)[:elite_count]]
             mean = cfg.smoothing * mean + (1 - cfg.smoothing) * elite.mean(0)
             std = cfg.smoothing * std + (1 - cfg.smoothing) * elite.std(0) + cfg.min_std
-            row = {"generation": gen, "mean_rot": float(rot[0]), "mean_fell": float(fell[0]),
+            row = {"generation": gen, "mean_rot": float(rot[0]), "mean_fell": float(fell[0]), "mean_off_axis": float(off[0]),
                    "best_rot": float(rot[np.argmax(score)]), "population_rot": float(np.mean(rot)),
                    "population_fell": float(np.mean(fell)), "frequency": float(mean[3 * j]),
                    "seconds": time.time() - t0}
@@ -214,7 +244,8 @@ def search(cfg: SearchConfig, out: str | os.PathLike, init: Gait | None = None, 
                       f"{row['population_fell']:.2f}; f {mean[3 * j]:.2f} Hz; {row['seconds']:.1f} s, ETA {left:.0f} s",
                       flush=True)
     finally:
-        env.close()
+        for env in envs:
+            env.close()
     return _write_gait(out, mean, cfg, history)
 
 

@@ -12,13 +12,16 @@ import json
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from rsl_rl.runners import OnPolicyRunner
 
-from dexndm_training.env import EnvConfig, RotationEnv
+from dexndm_description import hand
+from dexndm_policy import observation
+from dexndm_training.env import EnvConfig, RotationEnv, target_to_delta
 
 
 @dataclass
@@ -45,6 +48,9 @@ class PPOConfig:
     max_grad_norm: float = 1.0
     device: str = "cpu"  # network device: cpu, cuda, cuda:N (the physics always runs on CPU cores)
     update_threads: int = 0  # torch threads for the PPO update only (0: leave as set); collection keeps its own
+    #: Fresh episodes the policy runs alone (deterministic, contract deltas) at every checkpoint, for the run's
+    #: learning curve (curve.json: Rot, TTF, RotP vs env steps and wall time); 0 turns it off.
+    eval_episodes: int = 16
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -83,16 +89,62 @@ def runner_config(cfg: PPOConfig) -> dict:
 
 
 class SpecialistRunner(OnPolicyRunner):
-    """OnPolicyRunner that also saves and restores the env's reset count (the a_rot schedule) in checkpoints."""
+    """OnPolicyRunner that also saves and restores the env's reset count (the a_rot schedule) in checkpoints,
+    and, when given a `curve` (LearningCurve), adds a point of fresh-episode metrics at every checkpoint."""
+
+    curve: "LearningCurve | None" = None
 
     def save(self, path: str, infos: dict | None = None) -> None:
         super().save(path, {**(infos or {}), "env_resets": int(getattr(self.env, "resets", 0))})
+        if self.curve is not None and not self.curve.has(self.current_learning_iteration):
+            point = self.curve.add(self, self.current_learning_iteration)
+            if self.logger.writer is not None:
+                for key in ("rot", "ttf", "rotp"):
+                    self.logger.writer.add_scalar(f"Eval/{key}", point[key], point["env_steps"])
 
     def load(self, path: str, load_cfg: dict | None = None, strict: bool = True, map_location: str | None = None) -> dict:
         infos = super().load(path, load_cfg, strict, map_location) or {}
         if "env_resets" in infos and hasattr(self.env, "resets"):
             self.env.resets = int(infos["env_resets"])
         return infos
+
+
+class LearningCurve:
+    """run_dir/curve.json: the actor alone on `episodes` fresh episodes (a new seed each point) at each checkpoint; points {iteration, env_steps, wall_s, rot, ttf, rotp}. Wall time counts on from the
+    curve's last point when a run resumes."""
+
+    def __init__(self, run_dir: Path, env_cfg: EnvConfig, episodes: int):
+        self.path = Path(run_dir) / "curve.json"
+        self.env_cfg = replace(env_cfg, num_envs=episodes, action_mode="delta")
+        self.points: list[dict] = json.loads(self.path.read_text()) if self.path.exists() else []
+        self.started = time.time() - (self.points[-1]["wall_s"] if self.points else 0.0)
+
+    def has(self, iteration: int) -> bool:
+        return any(q["iteration"] == iteration for q in self.points)
+
+    def add(self, runner: OnPolicyRunner, iteration: int) -> dict:
+        from dexndm_training.evaluate import evaluate_condition
+
+        train_cfg = runner.env.cfg
+        actor = runner.get_inference_policy(device=runner.device)
+        if train_cfg.action_mode == "target":
+            actor = TargetModeActor(actor, train_cfg.target_scale)
+        seed = self.env_cfg.seed + 7919 * (iteration + 1)
+        try:
+            result = evaluate_condition(replace(self.env_cfg, seed=seed), actor, self.env_cfg.num_envs, baseline=False)
+        finally:
+            runner.alg.train_mode()  # get_inference_policy switched it to eval mode
+        p = result["policy"]
+        point = {"iteration": int(iteration), "env_steps": int((iteration + 1) * train_cfg.num_envs * runner.cfg["num_steps_per_env"]),
+                 "wall_s": time.time() - self.started, "rot": p["rot"], "ttf": p["ttf"], "rotp": p["rotp"],
+                 "episodes": self.env_cfg.num_envs, "seed": seed}
+        self.points = [q for q in self.points if q["iteration"] < iteration] + [point]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.points, indent=1))
+        os.replace(tmp, self.path)
+        print(f"eval at iteration {iteration}: rot {p['rot']:+.3f} rad, ttf {p['ttf']:.3f}, rotp {p['rotp']:.3f} "
+              f"({self.env_cfg.num_envs} fresh episodes)", flush=True)
+        return point
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -126,6 +178,8 @@ def train(env_cfg: EnvConfig, cfg: PPOConfig, run_dir: str | os.PathLike, resume
     (run_dir / "run_config.json").write_text(json.dumps({"env": env_cfg.to_dict(), "ppo": cfg.to_dict()}, indent=1))
     env = RotationEnv(env_cfg)
     runner = make_runner(env, cfg, run_dir)
+    if cfg.eval_episodes > 0:
+        runner.curve = LearningCurve(run_dir, env_cfg, cfg.eval_episodes)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
         runner.load(str(checkpoint), map_location=cfg.device)
@@ -138,9 +192,30 @@ def train(env_cfg: EnvConfig, cfg: PPOConfig, run_dir: str | os.PathLike, resume
     return runner
 
 
+class TargetModeActor:
+    """A `target`-mode actor (EnvConfig.action_mode) read through the contract: it maps obs to the delta that
+    steps the newest base target in the observation toward the target the actor asks for, so it runs in any
+    delta-mode env, collector or evaluation like every other policy."""
+
+    def __init__(self, actor, target_scale: float):
+        self.actor, self.target_scale = actor, float(target_scale)
+
+    @torch.no_grad()
+    def __call__(self, obs) -> torch.Tensor:
+        action = self.actor(obs).cpu().numpy()
+        previous = obs["policy"][:, observation.HISTORY_SLICE].reshape(len(action), observation.HISTORY, -1)
+        previous = previous[:, -1, hand.NUM_JOINTS:].cpu().numpy().astype(np.float64)
+        return torch.as_tensor(target_to_delta(action, previous, self.target_scale), dtype=torch.float32)
+
+
 def load_actor(run_dir_or_checkpoint: str | os.PathLike, env: RotationEnv, cfg: PPOConfig | None = None):
-    """The deterministic actor of a checkpoint (newest in a run dir) as a callable obs TensorDict -> actions."""
+    """The deterministic actor of a checkpoint (newest in a run dir) as a callable obs TensorDict -> contract
+    deltas (a `target`-mode run's actor is wrapped in TargetModeActor)."""
     path = Path(run_dir_or_checkpoint)
+    run_env: dict = {}
+    config_path = (path if path.is_dir() else path.parent) / "run_config.json"
+    if config_path.exists():
+        run_env = json.loads(config_path.read_text()).get("env", {})
     if path.is_dir():
         if cfg is None and (path / "run_config.json").exists():
             cfg = PPOConfig(**json.loads((path / "run_config.json").read_text())["ppo"])
@@ -153,4 +228,7 @@ def load_actor(run_dir_or_checkpoint: str | os.PathLike, env: RotationEnv, cfg: 
     runner = make_runner(env, cfg, None)
     runner.load(str(path), map_location=cfg.device)
     env.resets = resets
-    return runner.get_inference_policy(device=cfg.device)
+    actor = runner.get_inference_policy(device=cfg.device)
+    if run_env.get("action_mode", "delta") == "target":
+        return TargetModeActor(actor, run_env.get("target_scale", EnvConfig.target_scale))
+    return actor

@@ -110,3 +110,43 @@ def test_privileged_blocks_hold_what_the_layout_names(env):
     np.testing.assert_allclose(goal_world, np.pi / 2 * env.axis_world, atol=1e-5)
     hist = blocks["joint_target_history"].reshape(4, env_module.PRIVILEGED_HISTORY, 32)
     np.testing.assert_allclose(hist[:, -1, :16], env.sim.q, atol=1e-6)  # clean q, no noise
+
+
+def test_target_mode_steps_toward_the_asked_target_at_the_rate_limit():
+    cfg = EnvConfig(num_envs=2, episode_steps=40, grasp_candidates=8, threads=1, seed=2, action_mode="target",
+                    target_scale=0.5, disturbance_scale=0.0, terminate_on_fall=False)
+    e = RotationEnv(cfg)
+    try:
+        action = np.zeros((2, 16))
+        action[:, 1] = 1.0  # index mcp: canonical + 0.5 rad, 12 steps away at 1/24 rad a step
+        action[:, 5] = -3.0  # clipped to -1
+        wanted = hand.clip_to_limits(hand.CANONICAL_POSE + 0.5 * np.clip(action, -1, 1))
+        previous = e.previous_target.copy()
+        for _ in range(20):
+            e.step(torch.as_tensor(action, dtype=torch.float32))
+            target = e.last_step["target"]
+            assert np.all(np.abs(target - previous) <= hand.ACTION_SCALE + 1e-9)  # the contract's rate limit
+            previous = target.copy()
+        np.testing.assert_allclose(previous, wanted, atol=1e-9)  # reached within 20 steps
+    finally:
+        e.close()
+    with pytest.raises(ValueError, match="action_mode"):
+        RotationEnv(EnvConfig(num_envs=1, action_mode="absolute"))
+
+
+def test_a_target_mode_actor_runs_through_the_contract_like_the_target_mode_env():
+    from dexndm_training.ppo import TargetModeActor
+
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1.2, 1.2, size=(15, 2, 16))
+    base = dict(num_envs=2, episode_steps=40, grasp_candidates=8, threads=1, seed=4, target_scale=0.4)
+    envs = [RotationEnv(EnvConfig(**base, action_mode="target")), RotationEnv(EnvConfig(**base, action_mode="delta"))]
+    try:
+        for t in range(len(actions)):
+            asked = torch.as_tensor(actions[t], dtype=torch.float32)
+            envs[0].step(asked)
+            envs[1].step(TargetModeActor(lambda obs, a=asked: a, 0.4)(envs[1].get_observations()))
+            np.testing.assert_allclose(envs[1].last_step["target"], envs[0].last_step["target"], atol=1e-5)
+    finally:
+        for e in envs:
+            e.close()

@@ -24,7 +24,7 @@ def test_gait_vector_round_trip_and_bad_files(tmp_path):
     path = tmp_path / "gait.json"
     path.write_text(json.dumps({"gait": {**g.__dict__}}))
     assert gait.Gait.load(path) == g
-    with pytest.raises(ValueError, match="49 finite"):
+    with pytest.raises(ValueError, match="49 or 81 finite"):
         gait.Gait.from_vector(np.full(gait.PARAMETERS, np.nan))
     with pytest.raises(ValueError, match="48"):
         gait.Gait.from_vector(np.zeros(48))
@@ -33,6 +33,29 @@ def test_gait_vector_round_trip_and_bad_files(tmp_path):
     path.write_text(json.dumps({"gait": {**g.__dict__, "phase": [0.0] * 15}}))
     with pytest.raises(ValueError, match="phase must hold 16"):
         gait.Gait.load(path)
+
+
+def test_the_second_harmonic_round_trips_and_adds_a_double_frequency_wave(tmp_path):
+    rng = np.random.default_rng(1)
+    v = rng.normal(scale=0.2, size=gait.PARAMETERS_2)
+    v[3 * 16] = 0.7
+    g = gait.Gait.from_vector(v)
+    assert g.harmonics == 2
+    np.testing.assert_allclose(g.vector(), v)
+    np.testing.assert_allclose(g.vector(1), v[: gait.PARAMETERS])
+    path = tmp_path / "gait.json"
+    path.write_text(json.dumps({"gait": {**g.__dict__}}))
+    assert gait.Gait.load(path) == g
+    one = gait.Gait.from_vector(v[: gait.PARAMETERS])
+    assert one.harmonics == 1 and one.vector(2)[gait.PARAMETERS:].tolist() == [0.0] * 32
+    base, step, j = np.tile(hand.CANONICAL_POSE, (1, 1)), np.array([33]), 16
+    t = 33 * 0.05
+    expect = (base[0] + v[2 * j:3 * j] + v[:j] * np.sin(2 * np.pi * 0.7 * t + v[j:2 * j])
+              + v[49:49 + j] * np.sin(4 * np.pi * 0.7 * t + v[49 + j:]))
+    np.testing.assert_allclose(gait.gait_targets(v[None], base, step, 0.05, 20)[0], hand.clip_to_limits(expect))
+    # without the second harmonic's numbers the formula is the one-harmonic one
+    np.testing.assert_allclose(gait.gait_targets(v[None, :49], base, step, 0.05, 20)[0],
+                               hand.clip_to_limits(expect - v[49:49 + j] * np.sin(4 * np.pi * 0.7 * t + v[49 + j:])))
 
 
 def test_gait_targets_follow_the_formula():
@@ -109,6 +132,21 @@ def test_search_writes_gait_and_resumes(tmp_path, capsys):
     assert main(["evaluate", "--policy", str(tmp_path / "g"), "--episodes", "2", "--episode-steps", "4",
                  "--threads", "1"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("rot_rad=")
+
+
+def test_search_scores_several_objects_with_two_harmonics_and_refuses_a_changed_layout(tmp_path, capsys):
+    out = tmp_path / "g2"
+    args = ["gait", "--out", str(out), "--population", "4", "--worlds-per-candidate", "1", "--steps", "5",
+            "--threads", "1", "--grasp-candidates", "8", "--harmonics", "2", "--objects", "normal_cuboid",
+            "normal_cylinder", "--off-axis-penalty", "0.5"]
+    assert main(args + ["--generations", "1"]) == 0
+    saved = json.loads((out / "gait.json").read_text())
+    assert saved["search"]["objects"] == ["normal_cuboid", "normal_cylinder"]
+    assert len(saved["gait"]["amplitude2"]) == 16 and np.load(out / "cem_state.npz")["mean"].shape == (81,)
+    assert "mean_off_axis" in json.loads((out / "history.json").read_text())[0]
+    capsys.readouterr()
+    assert main([a if a != "2" else "1" for a in args] + ["--generations", "2"]) == 2
+    assert "same --harmonics" in capsys.readouterr().err
 
 
 @pytest.mark.timeout(300)

@@ -40,14 +40,19 @@ def test_ppo_beats_a_random_policy_within_seconds():
 def test_training_writes_checkpoints_and_resumes_with_the_schedule(tmp_path):
     torch.set_num_threads(1)
     env_cfg = EnvConfig(num_envs=4, episode_steps=10, grasp_candidates=8, threads=1)
-    cfg = ppo.PPOConfig(num_steps_per_env=8, iterations=2, save_interval=1)
+    cfg = ppo.PPOConfig(num_steps_per_env=8, iterations=2, save_interval=1, eval_episodes=2)
     ppo.train(env_cfg, cfg, tmp_path)
+    curve = json.loads((tmp_path / "curve.json").read_text())  # fresh episodes at every checkpoint
+    assert [p["iteration"] for p in curve] == [0, 1] and [p["env_steps"] for p in curve] == [32, 64]
+    assert all(0.0 <= p["ttf"] <= 1.0 and p["episodes"] == 2 for p in curve)
     assert ppo.latest_checkpoint(tmp_path).name == "model_1.pt"
     assert list(tmp_path.glob("events.out.tfevents.*"))
     saved = torch.load(ppo.latest_checkpoint(tmp_path), weights_only=False)
     assert saved["infos"]["env_resets"] > 0
     runner = ppo.train(env_cfg, cfg, tmp_path)
     assert runner.current_learning_iteration == 3
+    curve = json.loads((tmp_path / "curve.json").read_text())
+    assert [p["iteration"] for p in curve] == [0, 1, 2, 3] and curve[-1]["wall_s"] >= curve[1]["wall_s"]
     assert runner.env.resets >= saved["infos"]["env_resets"]
     assert json.loads((tmp_path / "run_config.json").read_text())["env"]["num_envs"] == 4
     env = RotationEnv(env_cfg)
