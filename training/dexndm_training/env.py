@@ -53,7 +53,14 @@ PRIVILEGED_LAYOUT: tuple[tuple[str, int], ...] = (
 PRIVILEGED_DIM = sum(w for _, w in PRIVILEGED_LAYOUT)
 
 AXIS_SETS = ("principal", "general", "diagonal")
-ACTION_MODES = ("delta", "target")
+ACTION_MODES = ("delta", "target", "gait_residual")
+
+
+def shift_gait_centre(offset: np.ndarray, action: np.ndarray, cfg: "EnvConfig") -> np.ndarray:
+    """A `gait_residual` step: the gait's centre moves by residual_scale clip(action, -1, 1) / 24 rad, within
+    +-residual_limit rad."""
+    step = cfg.residual_scale * np.clip(action, -1.0, 1.0) * hand.ACTION_SCALE
+    return np.clip(offset + step, -cfg.residual_limit, cfg.residual_limit)
 
 
 def target_to_delta(action: np.ndarray, previous_target: np.ndarray, scale: float) -> np.ndarray:
@@ -122,10 +129,15 @@ class EnvConfig:
     reset_max_speed: float = 0.05  # m/s of the object after the close
     reset_cache: int = 8  # settled grasp states kept per world; once full, a reset restores one (no settle ticks)
     terminate_on_fall: bool = True  # False: a world runs all episode_steps after its object fell (dynamics data)
-    #: How actions are read: `delta` (the generalist contract) or `target` (a in [-1, 1] asks for the base target
-    #: canonical + target_scale a; the env steps toward it at the contract's rate limit, see target_to_delta).
+    #: How actions are read: `delta` (the generalist contract); `target` (a in [-1, 1] asks for the base target
+    #: canonical + target_scale a; the env steps toward it at the contract's rate limit, see target_to_delta);
+    #: `gait_residual` (PPO on top of a searched gait: a moves the centre the gait plays around by residual_scale a
+    #: / 24 rad a step, up to +-residual_limit rad, and the base target follows the shifted gait at the rate limit).
     action_mode: str = "delta"
     target_scale: float = 0.5  # rad per unit action in `target` mode
+    gait: str = ""  # gait.json the `gait_residual` mode plays
+    residual_scale: float = 0.5  # delta units per unit action in `gait_residual` mode
+    residual_limit: float = 0.5  # rad, how far `gait_residual` actions may move the gait's centre
     seed: int = 0
     threads: int = 2  # physics threads
     device: str = "cpu"
@@ -152,6 +164,13 @@ class RotationEnv(VecEnv):
         if cfg.action_mode not in ACTION_MODES:
             raise ValueError(f"unknown action_mode {cfg.action_mode!r}; choose one of {', '.join(ACTION_MODES)}")
         self.cfg = cfg
+        self.gait = None
+        if cfg.action_mode == "gait_residual":
+            from dexndm_training.gait import Gait
+
+            if not cfg.gait:
+                raise ValueError("action_mode gait_residual needs a gait: pass --gait runs/<gait>/gait.json")
+            self.gait = Gait.load(cfg.gait)
         self.num_envs = n = cfg.num_envs
         self.max_episode_length = cfg.episode_steps
         self.device = torch.device(cfg.device)
@@ -166,6 +185,8 @@ class RotationEnv(VecEnv):
         self.privileged_history = np.zeros((n, PRIVILEGED_HISTORY, 2 * hand.NUM_JOINTS))
         self.waypoints = rewards.Waypoints(n, cfg.reward.waypoint_ahead, cfg.reward.waypoint_reached)
         self.previous_target = np.tile(hand.CANONICAL_POSE, (n, 1))
+        self.gait_base = self.previous_target.copy()
+        self.gait_offset = np.zeros((n, hand.NUM_JOINTS))
         self.axis_index = np.zeros(n, dtype=int)
         self.axis = np.zeros((n, 3))
         self.axis_world = np.zeros((n, 3))
@@ -219,6 +240,8 @@ class RotationEnv(VecEnv):
         specs = [self.sim.object_specs[i] for i in ids]  # the sim re-drew mass and friction
         self._object_params[ids] = [[s.mass, s.friction, *s.extents] for s in specs]
         self.previous_target[ids] = q  # a_{-1} = q_0 (the collector and BC rely on it)
+        self.gait_base[ids] = q  # a gait plays around the episode's grasp pose ...
+        self.gait_offset[ids] = 0.0  # ... moved by the gait_residual actions
         self.axis_index[ids] = self.rng.integers(len(self.axis_table), size=len(ids))
         self.axis[ids] = self.axis_table[self.axis_index[ids]]
         self.axis_world[ids] = rotations.rotate(self.wrist[ids], self.axis[ids])
@@ -270,6 +293,13 @@ class RotationEnv(VecEnv):
         self.waypoints.reset(self.sim.object_pose[:, 3:], self.axis_world)
         self._obs = self._observations()
 
+    def _gait_delta(self) -> np.ndarray:
+        """The gait's delta in every world this step, around each episode's grasp pose."""
+        from dexndm_training.gait import gait_delta
+
+        return gait_delta(self.gait.vector()[None], self.gait_base + self.gait_offset, self.episode_length_buf.numpy(),
+                          self.previous_target, self.dt, self.gait.ramp_steps)
+
     def _noise(self, rows: int) -> np.ndarray:
         return self.rng.uniform(-self.cfg.joint_noise, self.cfg.joint_noise, size=(rows, hand.NUM_JOINTS))
 
@@ -303,6 +333,9 @@ class RotationEnv(VecEnv):
         delta = np.clip(actions.detach().cpu().numpy().astype(np.float64), -1.0, 1.0)
         if self.cfg.action_mode == "target":
             delta = target_to_delta(delta, self.previous_target, self.cfg.target_scale)
+        elif self.gait is not None:
+            self.gait_offset = shift_gait_centre(self.gait_offset, delta, self.cfg)
+            delta = self._gait_delta()
         target = observation.integrate_action(self.previous_target, delta)
         self._resample_disturbance()
         self.sim.set_targets(target)

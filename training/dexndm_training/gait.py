@@ -101,6 +101,14 @@ def gait_targets(params: np.ndarray, base: np.ndarray, step: np.ndarray, dt: flo
     return hand.clip_to_limits(base + ramp * wave)
 
 
+def gait_delta(params: np.ndarray, base: np.ndarray, step: np.ndarray, previous_target: np.ndarray, dt: float,
+               ramp_steps: int) -> np.ndarray:
+    """The contract's delta [N, 16] (clipped to +-1) that moves the base targets toward the gait's a_t."""
+    params = np.broadcast_to(params, (len(base), params.shape[-1]))
+    target = gait_targets(params, base, step, dt, ramp_steps)
+    return np.clip((target - previous_target) / hand.ACTION_SCALE, -1.0, 1.0)
+
+
 class GaitPolicy:
     """A gait (or one gait vector per world) as a policy callable for `rollout`/`collect`/`evaluate`.
 
@@ -129,9 +137,7 @@ class GaitPolicy:
         step = env.episode_length_buf.numpy()
         fresh = step == 0  # a new episode started: its grasp pose is a_{-1}
         self.base[fresh] = env.previous_target[fresh]
-        params = np.broadcast_to(self.params, (env.num_envs, self.params.shape[1]))
-        target = gait_targets(params, self.base, step, env.dt, self.ramp_steps)
-        delta = np.clip((target - env.previous_target) / hand.ACTION_SCALE, -1.0, 1.0)
+        delta = gait_delta(self.params, self.base, step, env.previous_target, env.dt, self.ramp_steps)
         return torch.as_tensor(delta, dtype=torch.float32)
 
 

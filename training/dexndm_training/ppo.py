@@ -126,9 +126,7 @@ class LearningCurve:
         from dexndm_training.evaluate import evaluate_condition
 
         train_cfg = runner.env.cfg
-        actor = runner.get_inference_policy(device=runner.device)
-        if train_cfg.action_mode == "target":
-            actor = TargetModeActor(actor, train_cfg.target_scale)
+        actor = contract_actor(runner.get_inference_policy(device=runner.device), train_cfg)
         seed = self.env_cfg.seed + 7919 * (iteration + 1)
         try:
             result = evaluate_condition(replace(self.env_cfg, seed=seed), actor, self.env_cfg.num_envs, baseline=False)
@@ -145,6 +143,14 @@ class LearningCurve:
         print(f"eval at iteration {iteration}: rot {p['rot']:+.3f} rad, ttf {p['ttf']:.3f}, rotp {p['rotp']:.3f} "
               f"({self.env_cfg.num_envs} fresh episodes)", flush=True)
         return point
+
+
+def zero_last_layer(model: torch.nn.Module) -> None:
+    """Zero the output layer of a model's MLP, so its mean action starts at 0."""
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -181,6 +187,8 @@ def train(env_cfg: EnvConfig, cfg: PPOConfig, run_dir: str | os.PathLike, resume
     if cfg.eval_episodes > 0:
         runner.curve = LearningCurve(run_dir, env_cfg, cfg.eval_episodes)
     checkpoint = latest_checkpoint(run_dir) if resume else None
+    if checkpoint is None and env_cfg.action_mode == "gait_residual":
+        zero_last_layer(runner.alg.get_policy())  # the run starts as the gait itself
     if checkpoint is not None:
         runner.load(str(checkpoint), map_location=cfg.device)
         runner.current_learning_iteration += 1
@@ -208,6 +216,52 @@ class TargetModeActor:
         return torch.as_tensor(target_to_delta(action, previous, self.target_scale), dtype=torch.float32)
 
 
+class GaitResidualActor:
+    """A `gait_residual`-mode actor read through the contract: it keeps each world's gait centre shift (reset
+    with the episode), moved by the actor's output as the env does (env.shift_gait_centre), and asks for the
+    delta that follows the shifted gait. It reads the env's episode clock like gait.GaitPolicy (rollout() binds it)."""
+
+    def __init__(self, actor, env_cfg: EnvConfig):
+        from dexndm_training.gait import Gait
+
+        self.actor, self.cfg = actor, env_cfg
+        self.gait = Gait.load(env_cfg.gait)
+        self.env: RotationEnv | None = None
+
+    def bind(self, env: RotationEnv) -> None:
+        self.env = env
+        self.base = env.previous_target.copy()
+        self.offset = np.zeros_like(self.base)
+
+    @torch.no_grad()
+    def __call__(self, obs) -> torch.Tensor:
+        from dexndm_training.env import shift_gait_centre
+        from dexndm_training.gait import gait_delta
+
+        env = self.env
+        if env is None:
+            raise RuntimeError("GaitResidualActor.bind(env) first (rollout() does it)")
+        step = env.episode_length_buf.numpy()
+        fresh = step == 0
+        self.base[fresh], self.offset[fresh] = env.previous_target[fresh], 0.0
+        self.offset = shift_gait_centre(self.offset, self.actor(obs).cpu().numpy().astype(np.float64), self.cfg)
+        delta = gait_delta(self.gait.vector()[None], self.base + self.offset, step, env.previous_target, env.dt,
+                           self.gait.ramp_steps)
+        return torch.as_tensor(delta, dtype=torch.float32)
+
+
+def contract_actor(actor, env_cfg: EnvConfig | dict):
+    """The actor of a run as a policy of contract deltas, whatever its env's action_mode."""
+    get = env_cfg.get if isinstance(env_cfg, dict) else lambda k, d=None: getattr(env_cfg, k, d)
+    mode = get("action_mode", "delta")
+    if mode == "target":
+        return TargetModeActor(actor, get("target_scale", EnvConfig.target_scale))
+    if mode == "gait_residual":
+        cfg = env_cfg if isinstance(env_cfg, EnvConfig) else EnvConfig.from_dict(env_cfg)
+        return GaitResidualActor(actor, cfg)
+    return actor
+
+
 def load_actor(run_dir_or_checkpoint: str | os.PathLike, env: RotationEnv, cfg: PPOConfig | None = None):
     """The deterministic actor of a checkpoint (newest in a run dir) as a callable obs TensorDict -> contract
     deltas (a `target`-mode run's actor is wrapped in TargetModeActor)."""
@@ -228,7 +282,4 @@ def load_actor(run_dir_or_checkpoint: str | os.PathLike, env: RotationEnv, cfg: 
     runner = make_runner(env, cfg, None)
     runner.load(str(path), map_location=cfg.device)
     env.resets = resets
-    actor = runner.get_inference_policy(device=cfg.device)
-    if run_env.get("action_mode", "delta") == "target":
-        return TargetModeActor(actor, run_env.get("target_scale", EnvConfig.target_scale))
-    return actor
+    return contract_actor(runner.get_inference_policy(device=cfg.device), run_env)

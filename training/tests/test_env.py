@@ -150,3 +150,37 @@ def test_a_target_mode_actor_runs_through_the_contract_like_the_target_mode_env(
     finally:
         for e in envs:
             e.close()
+
+
+def test_gait_residual_mode_adds_the_residual_to_the_gait_and_its_actor_replays_it(tmp_path):
+    from dexndm_training import gait
+    from dexndm_training.ppo import GaitResidualActor
+    from dexndm_training.rollout import rollout
+
+    v = np.zeros(gait.PARAMETERS)
+    v[1], v[5], v[48] = 0.3, 0.2, 0.8  # index and middle mcp at 0.8 Hz
+    path = tmp_path / "gait.json"
+    path.write_text(__import__("json").dumps({"gait": gait.Gait.from_vector(v, ramp_steps=2).__dict__}))
+    base = dict(num_envs=2, episode_steps=12, grasp_candidates=8, threads=1, seed=4, disturbance_scale=0.0)
+    with pytest.raises(ValueError, match="needs a gait"):
+        RotationEnv(EnvConfig(**base, action_mode="gait_residual"))
+    residual = np.zeros((2, 16))
+    residual[:, 9] = 0.8  # ring mcp, which the gait leaves alone
+    asked = torch.as_tensor(residual, dtype=torch.float32)
+    mode = RotationEnv(EnvConfig(**base, action_mode="gait_residual", gait=str(path), residual_scale=0.5))
+    plain = RotationEnv(EnvConfig(**base))
+    try:
+        played = rollout(mode, lambda obs: asked)
+        replayed = rollout(plain, GaitResidualActor(lambda obs: asked, mode.cfg))
+        np.testing.assert_allclose(replayed.target, played.target, atol=1e-9)
+        fresh = RotationEnv(EnvConfig(**base))  # the gait alone, from the same draws
+        try:
+            still = rollout(fresh, gait.GaitPolicy(gait.Gait.load(path)))
+        finally:
+            fresh.close()
+        # the residual's joint moves 1/60 rad a step and stays moved; the gait's joint plays the gait
+        np.testing.assert_allclose(played.target[:, :, 9] - played.target[:, :1, 9], np.tile(np.arange(12) / 60, (2, 1)), atol=1e-9)
+        np.testing.assert_allclose(played.target[:, :, 1], still.target[:, :, 1], atol=1e-9)
+    finally:
+        mode.close()
+        plain.close()
