@@ -16,19 +16,19 @@ def load(run: str | os.PathLike) -> list[dict]:
     """The curve of a run directory (its curve.json)."""
     path = Path(run) / "curve.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: give a run directory written by dexndm-train mpc")
+        raise FileNotFoundError(f"{path} not found: give a run directory written by dexndm-train mpc, dagger or ppo")
     return json.loads(path.read_text())
 
 
 def series(run: str | os.PathLike) -> dict[str, list[dict]]:
-    """{name: points} of a run directory: a teacher run (dexndm-train mpc) is one series named after the
-    directory; a DAgger run (dexndm-train dagger, points carry per-object results) gives one series per
+    """{name: points} of a run directory: a teacher run (dexndm-train mpc) or a specialist run (dexndm-train ppo)
+    is one series named after the directory; a DAgger run (dexndm-train dagger, points carry per-object results) gives one series per
     object, "<run>.<object>", its student alone on fresh episodes after each iteration."""
     points = load(run)
     name = Path(run).name
-    if not points or "iteration" not in points[0]:
+    objects = [k for k, v in (points[0] if points else {}).items() if isinstance(v, dict) and "rot" in v]
+    if not objects:  # a teacher run or a PPO run (dexndm-train ppo): one series
         return {name: points}
-    objects = [k for k, v in points[0].items() if isinstance(v, dict) and "rot" in v]
     return {f"{name}.{obj}": [{"iteration": p["iteration"], "env_steps": p["env_steps"], "wall_s": p["wall_s"], **p[obj]}
                               for p in points] for obj in objects}
 

@@ -53,6 +53,10 @@ def test_training_writes_checkpoints_and_resumes_with_the_schedule(tmp_path):
     assert runner.current_learning_iteration == 3
     curve = json.loads((tmp_path / "curve.json").read_text())
     assert [p["iteration"] for p in curve] == [0, 1, 2, 3] and curve[-1]["wall_s"] >= curve[1]["wall_s"]
+    from dexndm_training import curves  # `dexndm-train curve` plots a PPO run as one series
+
+    assert curves.series(tmp_path) == {tmp_path.name: curve}
+    assert curves.write(curves.series(tmp_path), tmp_path / "plot")["plot"].stat().st_size > 1000
     assert runner.env.resets >= saved["infos"]["env_resets"]
     assert json.loads((tmp_path / "run_config.json").read_text())["env"]["num_envs"] == 4
     env = RotationEnv(env_cfg)
