@@ -120,6 +120,8 @@ class EnvConfig:
     disturbance_probability: float = 0.25  # per step
     disturbance_decay: float = 0.9  # the force is multiplied by this every step until re-drawn (1 = constant)
     randomize: bool = True  # object mass, friction, centre of mass at each reset (the sim draws them)
+    #: Palm up, cylinders stand on an end over the palm's centre instead of lying (grasp_search.rest_placement).
+    stand_cylinders: bool = False
     grasp_candidates: int = 128  # poses tried when building the grasp cache
     grasp_noise: float = 0.04  # rad, uniform +- around the canonical pose
     grasp_hold_steps: int = 10  # control steps a candidate must hold the object
@@ -179,7 +181,7 @@ class RotationEnv(VecEnv):
         self.axis_names, self.axis_table = resolve_axes(cfg.axes)
         self.sim = sim or BatchedHandSim(num_envs=n, world="source", scene="grasp", wrist=self.wrist,
                                          object=cfg.object, seed=cfg.seed, threads=cfg.threads,
-                                         randomize=cfg.randomize)
+                                         randomize=cfg.randomize, stand_cylinders=cfg.stand_cylinders)
         self.dt = float(self.sim.control_dt)
         self.history = observation.ObservationHistory(n)
         self.privileged_history = np.zeros((n, PRIVILEGED_HISTORY, 2 * hand.NUM_JOINTS))

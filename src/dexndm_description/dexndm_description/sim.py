@@ -69,7 +69,7 @@ class BatchedHandSim:
 
     def __init__(self, num_envs: int = 1, world: str | WorldConfig = "source", scene: str = "grasp",
                  wrist="palm_up", object: str | None = "normal_cylinder", seed: int = 0, threads: int = 2,
-                 randomize: bool = True):
+                 randomize: bool = True, stand_cylinders: bool = False):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = n = int(num_envs)
@@ -81,6 +81,7 @@ class BatchedHandSim:
         if scene == "grasp" and self.object_set is None:
             raise ValueError("the grasp scene needs an object set; pass scene='hand_only' to simulate no object")
         self.randomize = bool(randomize)
+        self.stand_cylinders = bool(stand_cylinders)  # palm up, cylinders stand on the palm (grasp_search.rest_placement)
         self.seed = int(seed)
         self._wrists = self._parse_wrists(wrist, n)
         if scene == "chaos_box":
@@ -267,24 +268,36 @@ class BatchedHandSim:
         else:
             self._run(lambda part: [self._advance(part, goal[part], goal[part], record=False) for _ in range(count)], ids)
 
-    def _place(self, i: int, q0: np.ndarray, spot, yaw: float, into_palm: float) -> None:
+    def _place(self, i: int, q0: np.ndarray, spot, yaw: float, into_palm: float, upright: bool = False) -> None:
         """Object at `spot` (palm frame m; axes along the palm's, turned by `yaw` rad about the palm
-        normal), fingers at half of q0, gravity `into_palm` x g pointing into the palm."""
+        normal, and with upright=True its long axis (y) turned onto the palm normal), fingers at half of q0,
+        gravity `into_palm` x g pointing into the palm."""
         m, d = self.models[i], self._d(i)
         rot = wrists.quat_to_matrix(self._wrists[i])
         mujoco.mj_resetData(m, d)
         a = self._obj_qadr
         d.qpos[a:a + 3] = scenes.HAND_ORIGIN + rot @ np.asarray(spot)
         turn = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+        if upright:  # a quarter turn about the object's x axis after the yaw: its y axis along the palm normal
+            stand = np.array([np.cos(np.pi / 4), np.sin(np.pi / 4), 0.0, 0.0])
+            mujoco.mju_mulQuat(turn, turn.copy(), stand)
         quat = np.zeros(4)
         mujoco.mju_mulQuat(quat, scenes.xyzw_to_wxyz(self._wrists[i]), turn)
         d.qpos[a + 3:a + 7] = quat
         d.qpos[self._qadr] = 0.5 * q0
         m.opt.gravity[:] = rot @ [0.0, 0.0, into_palm * self.config.gravity]
 
-    def _close(self, ids: np.ndarray, goal: np.ndarray) -> None:
-        """Fingers of worlds ids close to goal for GRASP_SETTLE_TICKS, then real gravity returns."""
-        self._ticks(ids, goal, GRASP_SETTLE_TICKS)
+    def _close(self, ids: np.ndarray, goal: np.ndarray, gentle: np.ndarray | None = None) -> None:
+        """Fingers of worlds ids close to goal for GRASP_SETTLE_TICKS, then real gravity returns. Worlds where
+        `gentle` ([N] bool, by world id) is set close from half of goal over GRASP_SETTLE_TICKS and then settle
+        as long (a standing object: a thumb that closes at once knocks it over in the target world)."""
+        if gentle is None or not np.any(gentle[ids]):
+            self._ticks(ids, goal, GRASP_SETTLE_TICKS)
+        else:
+            ramp = GRASP_SETTLE_TICKS
+            for k in range(1, 2 * GRASP_SETTLE_TICKS + 1):
+                share = np.where(gentle[:, None], min(1.0, k / ramp), 1.0)
+                self._ticks(ids, goal * (0.5 + 0.5 * share), 1)
         for i in ids:
             self.models[i].opt.gravity[:] = (0.0, 0.0, -self.config.gravity)
 
@@ -314,9 +327,11 @@ class BatchedHandSim:
                     mujoco.mj_resetData(self.models[i], self._d(i))
                     mujoco.mj_setState(self.models[i], self._d(i), self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)
             else:
+                standing = np.zeros(self.num_envs, dtype=bool)
                 for i in ids:
-                    self._place(i, goal[i], mjcf.GRASP_SPOT, 0.0, 1.0)
-                self._close(ids, goal)
+                    spot, standing[i] = grasp_search.rest_placement(self.object_set, self._wrists[i], self.stand_cylinders)
+                    self._place(i, goal[i], spot, 0.0, 1.0, upright=standing[i])
+                self._close(ids, goal, gentle=standing)
         else:
             for i in ids:
                 mujoco.mj_resetData(self.models[i], self._d(i))

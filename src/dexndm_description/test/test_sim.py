@@ -297,3 +297,26 @@ def test_grasp_search_keeps_the_first_candidate_that_holds_and_reset_restores_it
         np.testing.assert_allclose(state[1 + a:1 + a + 3], found[0][1 + a:1 + a + 3], atol=1e-9)
     finally:
         sim.close()
+
+
+@pytest.mark.parametrize("world", ["source", "target"])
+def test_with_stand_cylinders_palm_up_a_cylinder_stands_on_the_palm_and_a_cuboid_lies(world):
+    from dexndm_description import grasp_search, wrist as wrists
+
+    assert grasp_search.palm_up(wrists.parse_wrist("palm_up")) and not grasp_search.palm_up(wrists.parse_wrist("thumb_up"))
+    cases = [("normal_cylinder", True, None), ("normal_cylinder", True, hand.CANONICAL_POSE)]  # default, explicit
+    if world == "source":  # the rotation env's reset (explicit pose); a cuboid lies on the palm
+        cases.append(("normal_cuboid", False, hand.CANONICAL_POSE))
+    for name, standing, q in cases:
+        sim = BatchedHandSim(num_envs=1, world=world, wrist="palm_up", object=name, randomize=False, threads=1,
+                             stand_cylinders=True)
+        try:
+            sim.reset(q=q)
+            for _ in range(40):
+                sim.step()
+            x, y, z, w = sim.object_pose[0, 3:]  # world frame; the object's long axis is its y axis
+            long_axis_z = 2 * (y * z + w * x)  # world z component of the turned y axis
+            assert (abs(long_axis_z) > 0.95) == standing, (name, q is None, long_axis_z)
+            assert not sim.object_fallen()[0]
+        finally:
+            sim.close()
