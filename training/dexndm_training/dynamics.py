@@ -64,7 +64,9 @@ def check_history(history: torch.Tensor, window: int) -> None:
 
 class GroupedLinear(nn.Module):
     """G independent linear layers applied together, group-major: x [G, N, in] -> [G, N, out] (one batched
-    matrix product, no copies between layers)."""
+    matrix product, no copies between layers). With one output (the joint-wise head) it is a multiply and a
+    sum over `in` instead: batched products with a single output column are several times slower on the CPU
+    than the 16 matrix-vector products of separate networks (measured in docs/DEXNDM.md, Benchmark)."""
 
     def __init__(self, groups: int, in_dim: int, out_dim: int, scale: float = 1.0):
         super().__init__()
@@ -73,6 +75,8 @@ class GroupedLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(groups, out_dim).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.shape[2] == 1:
+            return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias[:, None, :]
         return torch.baddbmm(self.bias[:, None, :], x, self.weight)
 
 
@@ -121,7 +125,7 @@ class DynamicsModel(nn.Module):
         n, groups = x.shape[0], x.shape[1]
         x = x.reshape(1, n * groups, x.shape[2]) if self.shared else x.transpose(0, 1)  # group-major layers
         for layer in self.layers:
-            x = torch.nn.functional.elu(layer(x))
+            x = torch.nn.functional.elu(layer(x), inplace=True)  # in place: the product's output is not saved
         out = self.head(x)
         return out.reshape(n, groups, -1) if self.shared else out.transpose(0, 1)
 
