@@ -384,6 +384,7 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
         if cfg.max_batches_per_epoch > 0:
             batches = batches[: cfg.max_batches_per_epoch]
         total, count = 0.0, 0
+        step_start = time.perf_counter()
         for i in batches:
             rows = order[i : i + cfg.batch_size]
             hist, nxt = train.history(rows).to(device), train.next_q[rows].to(device)
@@ -393,10 +394,11 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
             loss.backward()
             optim.step()
             total, count = total + loss.item() * len(rows), count + len(rows)
+        train_seconds = time.perf_counter() - step_start
         sched.step()
         errors = prediction_errors(model, evald)
         state["history"].append({"epoch": epoch, "train_loss": total / max(count, 1), "eval_mae": errors["mae"],
-                                 "eval_rmse": errors["rmse"]})
+                                 "eval_rmse": errors["rmse"], "train_samples": count, "train_seconds": train_seconds})
         if errors["mae"] < state["best_eval"]:
             state["best_eval"], state["best_epoch"] = errors["mae"], epoch
             state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -410,8 +412,11 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
         model.load_state_dict(state["best_state"])
     model.cpu().eval()
     final = prediction_errors(model, evald)
+    trained = [e for e in state["history"] if "train_seconds" in e]  # training steps incl. window gathering
+    samples_per_s = sum(e["train_samples"] for e in trained) / max(sum(e["train_seconds"] for e in trained), 1e-9)
     report = {"train_rows": len(train), "eval_rows": len(evald), "initial_eval": initial, "eval": final,
               "best_epoch": state["best_epoch"], "epochs": cfg.epochs, "seconds": time.time() - start,
+              "train_samples_per_s": samples_per_s,
               "history": state["history"], "per_joint_eval_mae": per_joint_mae(model, evald)}
     record = {"kind": "dynamics", "model": model.config(), "state_dict": model.state_dict(), "config": cfg.to_dict(),
               "fitted_on": fitted_on, "input_ranges": ranges, "report": report}
