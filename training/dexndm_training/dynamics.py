@@ -250,9 +250,9 @@ class DynamicsConfig:
     role: str = ""  # what the datasets are, for the fitted-on record: "" = pretrain, or finetune with init
     window: int = DEFAULT_WINDOW
     grouping: str = "joint"  # joint (DexNDM), finger, hand, or shared (one actuator net for all joints, UAN-style)
-    hidden: list[int] = field(default_factory=lambda: [128, 128])  # each group's MLP (64 x 64: 5 % worse, docs/DEXNDM.md)
+    hidden: list[int] = field(default_factory=lambda: [128, 128])  # each group's MLP (64 x 64: 6 % worse, TRAINING.md)
     epochs: int = 30
-    batch_size: int = 256  # windows per step (2048 left the model ~45 % worse after 30 epochs, docs/DEXNDM.md)
+    batch_size: int = 256  # windows per step (2048: 45-50 % larger one-step errors after 30 epochs, TRAINING.md)
     lr: float = 1e-3
     weight_decay: float = 1e-5
     max_batches_per_epoch: int = 0  # 0 = a full pass over the training rows
