@@ -64,7 +64,9 @@ def check_history(history: torch.Tensor, window: int) -> None:
 
 class GroupedLinear(nn.Module):
     """G independent linear layers applied together, group-major: x [G, N, in] -> [G, N, out] (one batched
-    matrix product, no copies between layers)."""
+    matrix product, no copies between layers). With one output (the joint-wise head) it is a multiply and a
+    sum over `in` instead: batched products with a single output column are several times slower on the CPU
+    than the 16 matrix-vector products of separate networks (measured in docs/DEXNDM.md, Benchmark)."""
 
     def __init__(self, groups: int, in_dim: int, out_dim: int, scale: float = 1.0):
         super().__init__()
@@ -73,6 +75,8 @@ class GroupedLinear(nn.Module):
         self.bias = nn.Parameter(torch.empty(groups, out_dim).uniform_(-bound, bound))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.shape[2] == 1:
+            return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias[:, None, :]
         return torch.baddbmm(self.bias[:, None, :], x, self.weight)
 
 
@@ -121,7 +125,7 @@ class DynamicsModel(nn.Module):
         n, groups = x.shape[0], x.shape[1]
         x = x.reshape(1, n * groups, x.shape[2]) if self.shared else x.transpose(0, 1)  # group-major layers
         for layer in self.layers:
-            x = torch.nn.functional.elu(layer(x))
+            x = torch.nn.functional.elu(layer(x), inplace=True)  # in place: the product's output is not saved
         out = self.head(x)
         return out.reshape(n, groups, -1) if self.shared else out.transpose(0, 1)
 
@@ -246,9 +250,9 @@ class DynamicsConfig:
     role: str = ""  # what the datasets are, for the fitted-on record: "" = pretrain, or finetune with init
     window: int = DEFAULT_WINDOW
     grouping: str = "joint"  # joint (DexNDM), finger, hand, or shared (one actuator net for all joints, UAN-style)
-    hidden: list[int] = field(default_factory=lambda: [128, 128])
+    hidden: list[int] = field(default_factory=lambda: [128, 128])  # each group's MLP (64 x 64: 6 % worse, TRAINING.md)
     epochs: int = 30
-    batch_size: int = 2048
+    batch_size: int = 256  # windows per step (2048: 45-50 % larger one-step errors after 30 epochs, TRAINING.md)
     lr: float = 1e-3
     weight_decay: float = 1e-5
     max_batches_per_epoch: int = 0  # 0 = a full pass over the training rows
@@ -380,6 +384,7 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
         if cfg.max_batches_per_epoch > 0:
             batches = batches[: cfg.max_batches_per_epoch]
         total, count = 0.0, 0
+        step_start = time.perf_counter()
         for i in batches:
             rows = order[i : i + cfg.batch_size]
             hist, nxt = train.history(rows).to(device), train.next_q[rows].to(device)
@@ -389,10 +394,11 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
             loss.backward()
             optim.step()
             total, count = total + loss.item() * len(rows), count + len(rows)
+        train_seconds = time.perf_counter() - step_start
         sched.step()
         errors = prediction_errors(model, evald)
         state["history"].append({"epoch": epoch, "train_loss": total / max(count, 1), "eval_mae": errors["mae"],
-                                 "eval_rmse": errors["rmse"]})
+                                 "eval_rmse": errors["rmse"], "train_samples": count, "train_seconds": train_seconds})
         if errors["mae"] < state["best_eval"]:
             state["best_eval"], state["best_epoch"] = errors["mae"], epoch
             state["best_state"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -406,8 +412,11 @@ def train_dynamics(cfg: DynamicsConfig, out_dir: str | os.PathLike, resume: bool
         model.load_state_dict(state["best_state"])
     model.cpu().eval()
     final = prediction_errors(model, evald)
+    trained = [e for e in state["history"] if "train_seconds" in e]  # training steps incl. window gathering
+    samples_per_s = sum(e["train_samples"] for e in trained) / max(sum(e["train_seconds"] for e in trained), 1e-9)
     report = {"train_rows": len(train), "eval_rows": len(evald), "initial_eval": initial, "eval": final,
               "best_epoch": state["best_epoch"], "epochs": cfg.epochs, "seconds": time.time() - start,
+              "train_samples_per_s": samples_per_s,
               "history": state["history"], "per_joint_eval_mae": per_joint_mae(model, evald)}
     record = {"kind": "dynamics", "model": model.config(), "state_dict": model.state_dict(), "config": cfg.to_dict(),
               "fitted_on": fitted_on, "input_ranges": ranges, "report": report}

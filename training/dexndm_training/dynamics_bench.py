@@ -34,16 +34,17 @@ import torch
 from torch import nn
 
 from dexndm_description import hand
-from dexndm_training.dynamics import DynamicsModel, example_histories, load_windows
+from dexndm_training.dynamics import DEFAULT_WINDOW, DynamicsConfig, DynamicsModel, example_histories, load_windows
 
 
 @dataclass
 class BenchConfig:
     """Settings of `dexndm-train bench-dynamics`."""
 
-    hidden: list[int] = field(default_factory=lambda: [32, 32])  # hidden widths of each joint's MLP
-    window: int = 10  # W, steps of (q, target) per joint
-    batch_size: int = 32  # windows per training step
+    #: hidden widths of each joint's MLP (default: the networks `dexndm-train dynamics` trains)
+    hidden: list[int] = field(default_factory=lambda: list(DynamicsConfig().hidden))
+    window: int = DEFAULT_WINDOW  # W, steps of (q, target) per joint
+    batch_size: int = DynamicsConfig.batch_size  # windows per training step (default: `dexndm-train dynamics`')
     steps: int = 20  # training steps of each path per repeat
     repeats: int = 5  # interleaved repeats; the figures are medians over them
     warmup: int = 3  # untimed steps of each path before the first repeat

@@ -138,7 +138,8 @@ def _cmd_dynamics(args) -> int:
     line = (f"model={Path(args.out) / dynamics.MODEL_FILE} eval_mae_rad={report['eval']['mae']:.6f} "
             f"eval_rmse_rad={report['eval']['rmse']:.6f} zero_delta_mae_rad={report['eval']['zero_delta_mae']:.6f} "
             f"initial_eval_mae_rad={report['initial_eval']['mae']:.6f} best_epoch={report['best_epoch']} "
-            f"train_rows={report['train_rows']} eval_rows={report['eval_rows']} seconds={report['seconds']:.1f}")
+            f"train_rows={report['train_rows']} eval_rows={report['eval_rows']} seconds={report['seconds']:.1f} "
+            f"train_samples_per_s={report['train_samples_per_s']:.0f}")
     if args.eval_datasets:
         extra = dynamics.evaluate_dynamics(model, list(args.eval_datasets))
         line += f" extra_mae_rad={extra['mae']:.6f} extra_zero_delta_mae_rad={extra['zero_delta_mae']:.6f}"
