@@ -113,8 +113,10 @@ def test_search_writes_gait_and_resumes(tmp_path, capsys):
 
 @pytest.mark.timeout(300)
 def test_search_finds_rotation_that_a_still_hand_does_not():
-    """The learning signal: a short CEM on nominal objects beats holding still, scored on fresh episodes."""
-    cfg = gait.SearchConfig(population=24, worlds_per_candidate=2, generations=20, steps=100, seed=0,
+    """The learning signal: a short CEM on nominal objects beats holding still, scored on fresh episodes.
+    12 generations: the found gait turns 0.07 rad more than holding still (seeded; 0.09 at 11, 0.46 at 20),
+    already beyond the 0.03 asked for, and 20 took about a minute of the suite."""
+    cfg = gait.SearchConfig(population=24, worlds_per_candidate=2, generations=12, steps=100, seed=0,
                             env=EnvConfig(randomize=False, disturbance_scale=0.0, grasp_candidates=16, threads=2, seed=5))
     import tempfile
 
