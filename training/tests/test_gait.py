@@ -93,7 +93,7 @@ def test_rollout_binds_a_gait_policy_and_rebinds_grasps_on_reset():
 
 def test_search_writes_gait_and_resumes(tmp_path, capsys):
     args = ["gait", "--out", str(tmp_path / "g"), "--population", "4", "--worlds-per-candidate", "1",
-            "--steps", "5", "--seed", "1", "--threads", "1"]
+            "--steps", "5", "--seed", "1", "--threads", "1", "--grasp-candidates", "8"]
     assert main(args + ["--generations", "2"]) == 0
     history = json.loads((tmp_path / "g" / "history.json").read_text())
     assert [row["generation"] for row in history] == [0, 1]
