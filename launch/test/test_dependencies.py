@@ -13,6 +13,7 @@ run, so a lazy import that no test reaches still counts:
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -46,8 +47,10 @@ def helper_modules() -> dict[str, str]:
     return helpers
 
 
+@functools.cache
 def imports(pkg: Path, tests: bool) -> dict[str, dict[str, set[str]]]:
-    """{'required' | 'optional': {top-level module: files}} of a package's runtime or test sources."""
+    """{'required' | 'optional': {top-level module: files}} of a package's runtime or test sources (parsed
+    once per module: the tests below ask for the same package many times; callers must not modify it)."""
     found: dict[str, dict[str, set[str]]] = {"required": {}, "optional": {}}
     for path in sorted(pkg.rglob("*.py")):
         rel = path.relative_to(pkg)

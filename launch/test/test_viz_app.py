@@ -1,16 +1,14 @@
-"""`viz:=` on the apps and `dexndm-train view-bag`: real graphs over DDS, recordings read back with rerun's
-own dataframe API (dexndm_viz.readback)."""
+"""`viz:=` on the apps: real graphs over DDS, recordings read back with rerun's own dataframe API
+(dexndm_viz.readback). `dexndm-train view-bag` is tested with training (training/tests/test_view_bag.py)."""
 import math
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-from rosbags.highlevel import AnyReader
 
 from dexndm import graph
 from dexndm.runner import graph_environment, node_command
@@ -63,10 +61,10 @@ def test_viz_adds_the_viewer_node_only_when_asked():
     (["viz:=web", "viz_port:=99999"], "viz_port must be an integer 0..65535"),
     (["viz:=window"], "the native viewer needs a display and neither DISPLAY nor WAYLAND_DISPLAY is set"),
 ])
-def test_viz_refuses_what_cannot_run_with_a_clear_message(args, message):
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    out = run("dexndm", "rotate", *args, timeout=60, env=env)
-    assert out.returncode == 2 and message in out.stderr, out.stderr
+def test_viz_refuses_what_cannot_run_with_a_clear_message(refused, monkeypatch, args, message):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert message in refused("rotate", *args)
 
 
 def test_rotate_with_viz_rerun_records_the_hand_the_object_and_every_joint(tmp_path):
@@ -182,52 +180,3 @@ def test_a_viewer_that_starts_late_still_records_the_run_from_its_first_state(tm
                                                   f"{stamps[:1]} s: it missed the start of the run")
     assert len(stamps) == int(logged.group(1)) == int(logged.group(2))
     assert np.allclose(np.diff(stamps), PERIOD_S) and stamps[-1] >= float(result["run_s"]) - 1e-6
-
-
-def bag_states_per_episode(bag):
-    counts, current = {}, None
-    with AnyReader([bag]) as reader:
-        for conn, _, raw in reader.messages():
-            if conn.topic == "/dexndm/collect/episode":
-                msg = reader.deserialize(raw, conn.msgtype)
-                if msg.event == 0:
-                    current = msg.episode
-            elif conn.topic == "/leap_hand/joint_states" and current is not None:
-                counts[current] = counts.get(current, 0) + 1
-    return counts
-
-
-def test_view_bag_gives_each_collected_episode_a_timeline_with_one_entry_per_tick(tmp_path):
-    bag, steps = tmp_path / "bag", 100
-    out = run("dexndm", "collect", f"output:={bag}", "progress:=false", "episodes:=2", f"steps:={steps}",
-              "realtime_factor:=0", "command_timeout:=2.0")
-    assert out.returncode == 0, out.stderr[-3000:]
-    states = bag_states_per_episode(bag)
-    assert states == {0: steps + 1, 1: steps + 1}
-
-    view = run(sys.executable, "-m", "dexndm_training.cli", "view-bag", str(bag), timeout=180)
-    assert view.returncode == 0, view.stderr[-3000:]
-    rrd = tmp_path / "bag.rrd"  # beside the bag
-    assert fields(view.stdout) == {"episodes": "2", "ticks": str(2 * (steps + 1)), "commands": str(2 * steps),
-                                   "recording": str(rrd)}
-    for episode, count in states.items():
-        timeline = f"episode_{episode:06d}"
-        summary = summarize(rrd, timeline)
-        assert sorted(summary.index) == list(range(count)), timeline  # one entry per tick, nothing else
-        for name in hand.JOINT_NAMES:
-            assert summary.count(f"/joints/{name}", "Scalars:scalars") == count
-        assert summary.count("/world/palm/links/th_ds", "Transform3D:translation") == count
-        _, rows = values(rrd, timeline, "/joints/if_mcp", "Scalars:scalars")
-        assert sum(not math.isnan(r[1]) for r in rows) == steps  # the commanded target; the last state has none
-        _, events = values(rrd, timeline, "/events", "TextLog:text")
-        assert [e[0].split()[2] for e in events] == ["START", "END"]
-    whole = summarize(rrd, "bag_tick")
-    assert sorted(whole.index) == list(range(sum(states.values())))
-    assert "episode_000002" not in whole.timelines
-
-    only = run(sys.executable, "-m", "dexndm_training.cli", "view-bag", str(bag), "--episodes", "1",
-               "--out", str(tmp_path / "one.rrd"), timeout=180)
-    assert only.returncode == 0 and fields(only.stdout)["ticks"] == str(steps + 1), only.stderr[-2000:]
-    assert "episode_000000" not in summarize(tmp_path / "one.rrd", "bag_tick").timelines
-    missing = run(sys.executable, "-m", "dexndm_training.cli", "view-bag", str(tmp_path / "nothing"), timeout=120)
-    assert missing.returncode == 2 and "neither a bag directory nor an .mcap file" in missing.stderr

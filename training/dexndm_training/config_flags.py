@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import inspect
 import io
 import textwrap
@@ -21,8 +22,10 @@ import typing
 from dataclasses import MISSING, fields, is_dataclass
 
 
+@functools.cache
 def field_docs(cls) -> dict[str, str]:
-    """{field name: doc} from the class source (`#:` lines above a field, or its trailing comment)."""
+    """{field name: doc} from the class source (`#:` lines above a field, or its trailing comment).
+    Cached per class: every parser build asks again, and reading the source is the slow part."""
     source = textwrap.dedent(inspect.getsource(cls))
     comments: dict[int, str] = {}
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):

@@ -101,7 +101,9 @@ def test_two_process_ddp_on_cpu_trains_in_lockstep(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(ds), str(tmp_path / "out")), nprocs=2, join=True)
+    # forked, not spawned: each spawned rank started an interpreter and imported torch and this module again
+    mp.start_processes(_ddp_worker, args=(2, port, str(ds), str(tmp_path / "out")), nprocs=2, join=True,
+                       start_method="fork")
     report = json.loads((tmp_path / "out" / "bc_report.json").read_text())
     assert report["world_size"] == 2 and report["best_eval_mse"] < report["initial_eval_mse"]
     assert bc.load_generalist(tmp_path / "out" / "generalist.pt").mlp.inp.out_features == 32

@@ -116,7 +116,7 @@ def test_rollout_binds_a_gait_policy_and_rebinds_grasps_on_reset():
 
 def test_search_writes_gait_and_resumes(tmp_path, capsys):
     args = ["gait", "--out", str(tmp_path / "g"), "--population", "4", "--worlds-per-candidate", "1",
-            "--steps", "5", "--seed", "1", "--threads", "1"]
+            "--steps", "5", "--seed", "1", "--threads", "1", "--grasp-candidates", "8"]
     assert main(args + ["--generations", "2"]) == 0
     history = json.loads((tmp_path / "g" / "history.json").read_text())
     assert [row["generation"] for row in history] == [0, 1]
@@ -152,8 +152,9 @@ def test_search_scores_several_objects_with_two_harmonics_and_refuses_a_changed_
 @pytest.mark.timeout(300)
 def test_search_learns_rotation_that_still_and_random_hands_do_not():
     """The learning signal: a short CEM on the nominal cuboid turns it about +z faster than holding still and than
-    the random gaits the search starts from (its first generation's distribution), on fresh episodes."""
-    cfg = gait.SearchConfig(population=24, worlds_per_candidate=2, generations=20, steps=100, seed=0,
+    the random gaits the search starts from (its first generation's distribution), on fresh episodes. Measured
+    (seeded): 0.068 rad/s against 0.0004 still and 0.0017 random after 12 generations, 0.100 after 20."""
+    cfg = gait.SearchConfig(population=24, worlds_per_candidate=2, generations=12, steps=100, seed=0,
                             init_frequency=0.5, env=EnvConfig(object="normal_cuboid", randomize=False,
                                                               disturbance_scale=0.0, grasp_candidates=16, threads=2,
                                                               seed=5))

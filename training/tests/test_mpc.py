@@ -130,7 +130,7 @@ def test_collection_writes_shards_and_a_curve_and_resumes(tmp_path, capsys):
     out = tmp_path / "teacher"
     args = ["mpc", "--object", "normal_cuboid", "--num-envs", "2", "--episode-steps", "12", "--rounds", "1",
             "--samples", "6", "--horizon", "6", "--knot-every", "3", "--min-rot", "-10", "--threads", "1",
-            "--out", str(out)]
+            "--grasp-candidates", "8", "--out", str(out)]
     assert main(args) == 0
     assert main(args) == 0  # resumes: one more round
     curve = json.loads((out / "curve.json").read_text())
@@ -167,8 +167,8 @@ def test_dagger_runs_the_student_and_keeps_the_teachers_labels(tmp_path):
     torch.save({"state_dict": still.state_dict(), "config": {"width": 32, "blocks": 1}}, student)
     out = tmp_path / "dagger"
     args = ["mpc", "--object", "normal_cuboid", "--num-envs", "2", "--episode-steps", "12", "--rounds", "1",
-            "--samples", "6", "--horizon", "6", "--knot-every", "3", "--threads", "1", "--out", str(out),
-            "--student", str(student), "--beta", "0"]
+            "--samples", "6", "--horizon", "6", "--knot-every", "3", "--threads", "1", "--grasp-candidates", "8",
+            "--out", str(out), "--student", str(student), "--beta", "0"]
     assert main(args) == 0
     curve = json.loads((out / "curve.json").read_text())
     assert curve[0]["student"] == str(student) and curve[0]["beta"] == 0.0

@@ -9,7 +9,9 @@ from dexndm_policy import contract
 from dexndm_training import cli, evaluate
 from dexndm_training.dataset import Dataset
 
-ENV = ["--num-envs", "6", "--episode-steps", "15", "--threads", "1"]
+#: Tiny worlds; 8 grasp candidates (EnvConfig tries 128): the cache only has to hold the object, and building
+#: it was the biggest cost of these runs.
+ENV = ["--num-envs", "6", "--episode-steps", "15", "--threads", "1", "--grasp-candidates", "8"]
 
 
 def test_collect_keeps_only_full_episodes_with_their_labels(tmp_path, capsys):

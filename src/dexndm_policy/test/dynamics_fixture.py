@@ -4,14 +4,14 @@ dexndm_training.dynamics; this one is fitted in seconds on data from a known law
 
     q, a = first_order_rollouts(alpha=0.5, ...)        # q_{t+1} = q_t + alpha (a_t - q_t)
     path = fit_and_export(q, a, tmp_path / "dynamics.onnx")
-    path = halfway_model_path(tmp_path)                # the 0.5 law's model, fitted once per process
+    path = halfway_model_path(tmp_path_factory, tmp_path)  # the 0.5 law's model, fitted once per test run
 """
 from __future__ import annotations
 
-import atexit
+import fcntl
 import logging
+import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -133,17 +133,18 @@ def fit_and_export(q: np.ndarray, a: np.ndarray, path: Path, **fit_args) -> Path
     return export(net, hist, path)
 
 
-_HALFWAY: Path | None = None
-
-
-def halfway_model_path(folder: Path) -> Path:
+def halfway_model_path(tmp_path_factory, folder: Path) -> Path:
     """folder/dynamics.onnx: the model of q_{t+1} = q_t + 0.5 (a_t - q_t) on first_order_rollouts(0.5) with the
-    default fit, as fit_and_export makes it. Seeded, so it is fitted once per process and copied after that
-    (three test modules use it)."""
-    global _HALFWAY
-    if _HALFWAY is None or not _HALFWAY.exists():
-        q, a = first_order_rollouts(0.5)
-        cache = tempfile.mkdtemp(prefix="dexndm-halfway-")
-        atexit.register(shutil.rmtree, cache, ignore_errors=True)
-        _HALFWAY = fit_and_export(q, a, Path(cache) / "dynamics.onnx")
-    return Path(shutil.copy(_HALFWAY, Path(folder) / "dynamics.onnx"))
+    default fit, as fit_and_export makes it. Seeded, so it is fitted once per test run and copied after that:
+    three test modules use it, on whichever pytest-xdist workers, so the first to need it fits it into the
+    run's shared temporary directory (the workers' basetemps' parent) under a lock, the others wait and copy."""
+    base = Path(tmp_path_factory.getbasetemp())
+    cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "dexndm-halfway-model"
+    cache.mkdir(exist_ok=True)
+    model = cache / "dynamics.onnx"
+    with open(cache / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not model.exists():
+            q, a = first_order_rollouts(0.5)
+            os.replace(fit_and_export(q, a, cache / "fitting.onnx"), model)
+    return Path(shutil.copy(model, Path(folder) / "dynamics.onnx"))

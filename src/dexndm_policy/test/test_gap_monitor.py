@@ -20,7 +20,7 @@ TICK = 50_000_000  # ns
 @pytest.fixture(scope="module")
 def halfway_model(tmp_path_factory) -> DynamicsModel:
     """Fitted on q_{t+1} = q_t + 0.5 (a_t - q_t): the lockstep fixture's law."""
-    return DynamicsModel(fx.halfway_model_path(tmp_path_factory.mktemp("dyn")))
+    return DynamicsModel(fx.halfway_model_path(tmp_path_factory, tmp_path_factory.mktemp("dyn")))
 
 
 def feed(monitor: GapMonitor, q: np.ndarray, a: np.ndarray, steps_first: bool = False, start: int = 1) -> list:

@@ -81,7 +81,7 @@ def walk(steps: int, seed: int) -> np.ndarray:
 def rig(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gap")
     q, _ = fx.first_order_rollouts(0.5)
-    model = fx.halfway_model_path(folder)
+    model = fx.halfway_model_path(tmp_path_factory, folder)
     log = open(folder / "gap_monitor.err", "w")
     proc = subprocess.Popen([str(EXECUTABLE), "--ros-args", "-p", f"model:={model}", "-p", "diagnostics_period:=0.2"],
                             stdout=subprocess.PIPE, stderr=log, text=True)
