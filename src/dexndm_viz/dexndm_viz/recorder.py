@@ -145,8 +145,11 @@ class HandRecorder:
         self.axis = parse_axis(axis)
         self._rows: dict[int, _Row] = {}  # stamp ns -> row, in arrival order
         self._newest: int | None = None
-        self._wrist_logged: np.ndarray | None = None
-        self._axis_logged: np.ndarray | None = None
+        self._wrist_logged: np.ndarray | None = None  # the wrist and axis last logged (the arrays themselves:
+        self._axis_logged: np.ndarray | None = None  # set_wrist and add_step replace them only when they change)
+        self._wrist_given: tuple | None = None  # the last quaternion / axis given, as given (cheap change checks)
+        self._axis_given: tuple | None = None
+        self._world_axis: np.ndarray | None = None  # the axis in the world frame, for the rotation about it
         self._last_quat: np.ndarray | None = None
         self._angle = 0.0
         self._diag_messages: dict[str, tuple[int, str]] = {}
@@ -179,14 +182,14 @@ class HandRecorder:
         if q.shape != (hand.NUM_JOINTS,) or not np.all(np.isfinite(q)):
             return
         self.stats.states += 1
-        if self._wrist_logged is None or not np.allclose(self._wrist_logged, self.wrist):
+        if self._wrist_logged is not self.wrist:
             self._log_at(times, "/world/palm", rr.Transform3D(translation=HAND_ORIGIN, quaternion=self.wrist))
-            self._wrist_logged = self.wrist.copy()
-        if self._axis_logged is None or not np.allclose(self._axis_logged, self.axis):
+            self._wrist_logged = self.wrist
+        if self._axis_logged is not self.axis:
             self._log_at(times, "/world/palm/axis", rr.Arrows3D(
                 origins=[mjcf.GRASP_SPOT], vectors=[AXIS_LENGTH * self.axis], colors=[(200, 30, 200)],
                 labels=["axis"]))
-            self._axis_logged = self.axis.copy()
+            self._axis_logged = self.axis
         row = self._rows[stamp_ns] = _Row(times, q)
         self._newest, self._last_times = stamp_ns, times
         for join in self._early.pop(stamp_ns, []):
@@ -206,11 +209,15 @@ class HandRecorder:
     def add_step(self, state_stamp_ns: int, base, residual, executed, axis, inference_ms: float) -> None:
         """A PolicyStep: base target, residual, executed target (rad), axis (palm frame), inference (ms)."""
         self.stats.steps += 1
-        if not np.allclose(axis, self.axis):
+        given = tuple(axis)
+        if given != self._axis_given:
+            self._axis_given = given
             try:
-                self.axis = parse_axis(list(axis))
+                parsed = parse_axis(list(given))
             except ValueError:
-                pass
+                parsed = self.axis
+            if not np.allclose(parsed, self.axis):
+                self.axis, self._world_axis = parsed, None
         base, residual, executed = (np.asarray(v, dtype=float) for v in (base, residual, executed))
 
         def join(row: _Row) -> None:
@@ -227,8 +234,10 @@ class HandRecorder:
         self.stats.poses += 1
         pose[3:] /= np.linalg.norm(pose[3:])
         if self._last_quat is not None:
+            if self._world_axis is None:
+                self._world_axis = quat_to_matrix(self.wrist) @ self.axis
             increment = rotation_vector(quat_multiply(pose[3:], self._last_quat * np.array([-1, -1, -1, 1])))
-            self._angle += float(increment @ (quat_to_matrix(self.wrist) @ self.axis))
+            self._angle += float(increment @ self._world_axis)
         self._last_quat = pose[3:]
         angle = self._angle
 
@@ -237,7 +246,13 @@ class HandRecorder:
         self._join(stamp_ns, join)
 
     def set_wrist(self, quat_xyzw) -> None:
-        self.wrist = parse_wrist(list(quat_xyzw))
+        given = tuple(quat_xyzw)
+        if given == self._wrist_given:  # a wrist orientation comes with every state in simulation
+            return
+        self._wrist_given = given
+        parsed = parse_wrist(list(given))
+        if not np.allclose(parsed, self.wrist):
+            self.wrist, self._world_axis = parsed, None
 
     def log_diagnostics(self, statuses) -> None:
         """Each status (level, name, message, {key: value}): numeric values as scalars, level changes as text."""
