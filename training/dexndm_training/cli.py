@@ -27,9 +27,7 @@ ENV_SKIP = ("reward", "device")
 
 def _env_args(p: argparse.ArgumentParser, skip: tuple[str, ...] = (), defaults: dict | None = None) -> None:
     """The rotation environment's flags, one per EnvConfig field, and --torch-threads."""
-    from dexndm_training.env import EnvConfig
-
-    from dexndm_training.env import ACTION_MODES
+    from dexndm_training.env import ACTION_MODES, EnvConfig
 
     config_flags.add_flags(p, EnvConfig, skip=ENV_SKIP + skip, defaults=defaults,
                            choices={"action_mode": ACTION_MODES})

@@ -63,11 +63,15 @@ def shift_gait_centre(offset: np.ndarray, action: np.ndarray, cfg: "EnvConfig") 
     return np.clip(offset + step, -cfg.residual_limit, cfg.residual_limit)
 
 
-def target_to_delta(action: np.ndarray, previous_target: np.ndarray, scale: float) -> np.ndarray:
-    """The contract's delta [N, 16] that steps the base target toward canonical + scale clip(action, -1, 1):
-    a `target`-mode action read through the generalist's rate limit (|delta| <= 1, i.e. 1/24 rad a step)."""
-    wanted = hand.CANONICAL_POSE + scale * np.clip(action, -1.0, 1.0)
+def delta_toward(wanted: np.ndarray, previous_target: np.ndarray) -> np.ndarray:
+    """The contract's delta [N, 16] that steps the base targets toward `wanted` at the rate limit (|delta| <= 1,
+    i.e. 1/24 rad a step)."""
     return np.clip((wanted - previous_target) / hand.ACTION_SCALE, -1.0, 1.0)
+
+
+def target_to_delta(action: np.ndarray, previous_target: np.ndarray, scale: float) -> np.ndarray:
+    """A `target`-mode action read through the contract: the delta toward canonical + scale clip(action, -1, 1)."""
+    return delta_toward(hand.CANONICAL_POSE + scale * np.clip(action, -1.0, 1.0), previous_target)
 
 
 def resolve_axes(specs: tuple[str, ...] | list[str]) -> tuple[list[str], np.ndarray]:
@@ -173,6 +177,7 @@ class RotationEnv(VecEnv):
             if not cfg.gait:
                 raise ValueError("action_mode gait_residual needs a gait: pass --gait runs/<gait>/gait.json")
             self.gait = Gait.load(cfg.gait)
+            self.gait_params = self.gait.vector()[None]  # once, not every step
         self.num_envs = n = cfg.num_envs
         self.max_episode_length = cfg.episode_steps
         self.device = torch.device(cfg.device)
@@ -299,7 +304,7 @@ class RotationEnv(VecEnv):
         """The gait's delta in every world this step, around each episode's grasp pose."""
         from dexndm_training.gait import gait_delta
 
-        return gait_delta(self.gait.vector()[None], self.gait_base + self.gait_offset, self.episode_length_buf.numpy(),
+        return gait_delta(self.gait_params, self.gait_base + self.gait_offset, self.episode_length_buf.numpy(),
                           self.previous_target, self.dt, self.gait.ramp_steps)
 
     def _noise(self, rows: int) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from dexndm_description import hand
-from dexndm_training.env import EnvConfig, RotationEnv
+from dexndm_training.env import EnvConfig, RotationEnv, delta_toward
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,14 @@ def gait_delta(params: np.ndarray, base: np.ndarray, step: np.ndarray, previous_
                ramp_steps: int) -> np.ndarray:
     """The contract's delta [N, 16] (clipped to +-1) that moves the base targets toward the gait's a_t."""
     params = np.broadcast_to(params, (len(base), params.shape[-1]))
-    target = gait_targets(params, base, step, dt, ramp_steps)
-    return np.clip((target - previous_target) / hand.ACTION_SCALE, -1.0, 1.0)
+    return delta_toward(gait_targets(params, base, step, dt, ramp_steps), previous_target)
 
 
 class GaitPolicy:
     """A gait (or one gait vector per world) as a policy callable for `rollout`/`collect`/`evaluate`.
 
-    It needs the env's episode clock and grasp poses: rollout() calls bind(env) after resetting."""
+    It needs the env's episode clock and grasp poses: rollout() calls bind(env) after resetting. The gait plays
+    around `centre(obs, fresh)`, each world's grasp pose here (a subclass may move it: ppo.GaitResidualActor)."""
 
     def __init__(self, gait: Gait | np.ndarray, ramp_steps: int | None = None):
         if isinstance(gait, Gait):
@@ -137,8 +137,12 @@ class GaitPolicy:
         step = env.episode_length_buf.numpy()
         fresh = step == 0  # a new episode started: its grasp pose is a_{-1}
         self.base[fresh] = env.previous_target[fresh]
-        delta = gait_delta(self.params, self.base, step, env.previous_target, env.dt, self.ramp_steps)
+        delta = gait_delta(self.params, self.centre(obs, fresh), step, env.previous_target, env.dt, self.ramp_steps)
         return torch.as_tensor(delta, dtype=torch.float32)
+
+    def centre(self, obs, fresh: np.ndarray) -> np.ndarray:
+        """The pose [N, 16] each world's gait plays around this step (fresh: worlds whose episode just began)."""
+        return self.base
 
 
 @dataclass

@@ -21,7 +21,8 @@ from rsl_rl.runners import OnPolicyRunner
 
 from dexndm_description import hand
 from dexndm_policy import observation
-from dexndm_training.env import EnvConfig, RotationEnv, target_to_delta
+from dexndm_training.env import EnvConfig, RotationEnv, shift_gait_centre, target_to_delta
+from dexndm_training.gait import Gait, GaitPolicy
 
 
 @dataclass
@@ -110,8 +111,9 @@ class SpecialistRunner(OnPolicyRunner):
 
 
 class LearningCurve:
-    """run_dir/curve.json: the actor alone on `episodes` fresh episodes (a new seed each point) at each checkpoint; points {iteration, env_steps, wall_s, rot, ttf, rotp}. Wall time counts on from the
-    curve's last point when a run resumes."""
+    """run_dir/curve.json: the actor alone on `episodes` fresh episodes (a new seed each point) at each
+    checkpoint; points {iteration, env_steps, wall_s, rot, ttf, rotp}. Wall time counts on from the curve's last
+    point when a run resumes."""
 
     def __init__(self, run_dir: Path, env_cfg: EnvConfig, episodes: int):
         self.path = Path(run_dir) / "curve.json"
@@ -216,55 +218,40 @@ class TargetModeActor:
         return torch.as_tensor(target_to_delta(action, previous, self.target_scale), dtype=torch.float32)
 
 
-class GaitResidualActor:
-    """A `gait_residual`-mode actor read through the contract: it keeps each world's gait centre shift (reset
-    with the episode), moved by the actor's output as the env does (env.shift_gait_centre), and asks for the
-    delta that follows the shifted gait. It reads the env's episode clock like gait.GaitPolicy (rollout() binds it)."""
+class GaitResidualActor(GaitPolicy):
+    """A `gait_residual`-mode actor read through the contract: the run's gait (a GaitPolicy, bound by rollout())
+    played around each episode's grasp pose shifted as the env shifts it (env.shift_gait_centre) by the actor's
+    output; the shift starts at zero with every episode."""
 
     def __init__(self, actor, env_cfg: EnvConfig):
-        from dexndm_training.gait import Gait
-
+        super().__init__(Gait.load(env_cfg.gait))
         self.actor, self.cfg = actor, env_cfg
-        self.gait = Gait.load(env_cfg.gait)
-        self.env: RotationEnv | None = None
 
     def bind(self, env: RotationEnv) -> None:
-        self.env = env
-        self.base = env.previous_target.copy()
+        super().bind(env)
         self.offset = np.zeros_like(self.base)
 
     @torch.no_grad()
-    def __call__(self, obs) -> torch.Tensor:
-        from dexndm_training.env import shift_gait_centre
-        from dexndm_training.gait import gait_delta
-
-        env = self.env
-        if env is None:
-            raise RuntimeError("GaitResidualActor.bind(env) first (rollout() does it)")
-        step = env.episode_length_buf.numpy()
-        fresh = step == 0
-        self.base[fresh], self.offset[fresh] = env.previous_target[fresh], 0.0
+    def centre(self, obs, fresh: np.ndarray) -> np.ndarray:
+        self.offset[fresh] = 0.0
         self.offset = shift_gait_centre(self.offset, self.actor(obs).cpu().numpy().astype(np.float64), self.cfg)
-        delta = gait_delta(self.gait.vector()[None], self.base + self.offset, step, env.previous_target, env.dt,
-                           self.gait.ramp_steps)
-        return torch.as_tensor(delta, dtype=torch.float32)
+        return self.base + self.offset
 
 
 def contract_actor(actor, env_cfg: EnvConfig | dict):
-    """The actor of a run as a policy of contract deltas, whatever its env's action_mode."""
-    get = env_cfg.get if isinstance(env_cfg, dict) else lambda k, d=None: getattr(env_cfg, k, d)
-    mode = get("action_mode", "delta")
-    if mode == "target":
-        return TargetModeActor(actor, get("target_scale", EnvConfig.target_scale))
-    if mode == "gait_residual":
-        cfg = env_cfg if isinstance(env_cfg, EnvConfig) else EnvConfig.from_dict(env_cfg)
+    """The actor of a run as a policy of contract deltas, whatever its env's action_mode (a run_config's "env"
+    dict or an EnvConfig)."""
+    cfg = env_cfg if isinstance(env_cfg, EnvConfig) else EnvConfig.from_dict(env_cfg)
+    if cfg.action_mode == "target":
+        return TargetModeActor(actor, cfg.target_scale)
+    if cfg.action_mode == "gait_residual":
         return GaitResidualActor(actor, cfg)
     return actor
 
 
 def load_actor(run_dir_or_checkpoint: str | os.PathLike, env: RotationEnv, cfg: PPOConfig | None = None):
     """The deterministic actor of a checkpoint (newest in a run dir) as a callable obs TensorDict -> contract
-    deltas (a `target`-mode run's actor is wrapped in TargetModeActor)."""
+    deltas (wrapped by `contract_actor` after the run's action_mode)."""
     path = Path(run_dir_or_checkpoint)
     run_env: dict = {}
     config_path = (path if path.is_dir() else path.parent) / "run_config.json"

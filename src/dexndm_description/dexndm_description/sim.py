@@ -294,9 +294,8 @@ class BatchedHandSim:
         if gentle is None or not np.any(gentle[ids]):
             self._ticks(ids, goal, GRASP_SETTLE_TICKS)
         else:
-            ramp = GRASP_SETTLE_TICKS
             for k in range(1, 2 * GRASP_SETTLE_TICKS + 1):
-                share = np.where(gentle[:, None], min(1.0, k / ramp), 1.0)
+                share = np.where(gentle[:, None], min(1.0, k / GRASP_SETTLE_TICKS), 1.0)
                 self._ticks(ids, goal * (0.5 + 0.5 * share), 1)
         for i in ids:
             self.models[i].opt.gravity[:] = (0.0, 0.0, -self.config.gravity)
