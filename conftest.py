@@ -47,3 +47,10 @@ if "DEXNDM_TEST_DOMAIN_ID" not in os.environ or os.environ.get("DEXNDM_TEST_DOMA
     os.environ["DEXNDM_TEST_DOMAIN_OWNER"] = _WORKER
 os.environ["ROS_DOMAIN_ID"] = os.environ["DEXNDM_TEST_DOMAIN_ID"]
 os.environ.setdefault("ROS_LOG_DIR", os.path.join(tempfile.gettempdir(), f"dexndm-ros-log-{os.getpid()}"))
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: 1.5 workers per usable CPU. Many tests wait on ROS graphs running at 20 Hz of wall
+    clock, so two workers leave the cores partly idle: on this 2-core machine 3 workers took the suite
+    from 225 s to 204 s, 4 workers were slower (230 s) and starved the emulated bus's replies."""
+    return max(1, len(os.sched_getaffinity(0)) * 3 // 2)

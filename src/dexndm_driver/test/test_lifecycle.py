@@ -20,12 +20,12 @@ from dexndm_driver.backends import BusBackend
 from dexndm_driver.driver import DriverConfig, HandDriver
 from dexndm_driver.emulator import EmulatedBus, FirstOrderMotors
 from dexndm_driver.states import DriverState
-from driver_support import hand_driver_process
+from driver_support import BUS_SLACK_MS, hand_driver_process
 
 OFF, ON = [0] * 16, [1] * 16
 #: These tests are about transitions, not reply timing: the in-process emulator gets a wider reply window
 #: than the SDK's 34 ms, which a loaded machine's scheduling can miss.
-SLACK_MS = 60.0
+SLACK_MS = BUS_SLACK_MS
 
 
 # ---- the core, in this process ------------------------------------------------------------------

@@ -12,13 +12,13 @@ from dexndm_driver.driver import DriverConfig, HandDriver
 from dexndm_driver.dynamixel import DynamixelHand, HardwareError
 from dexndm_driver.registers import REGISTERS
 from dexndm_driver.states import DriverState
-from driver_support import ManualClock, bring_up, wait_for
+from driver_support import BUS_SLACK_MS, ManualClock, bring_up, wait_for
 
 
 #: The stepped-clock tests count instructions per tick of the driver's clock; the SDK's reply timeout is
 #: real time, so they give it more room than its 34 ms (which a loaded machine can miss). The fault tests
 #: (`running`) keep the SDK's own timing: late replies must miss it.
-SLACK_MS = 60.0
+SLACK_MS = BUS_SLACK_MS
 
 
 def writes(events):
