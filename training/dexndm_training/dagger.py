@@ -1,4 +1,5 @@
-"""DAgger from the sampling-MPC teacher to the proprioceptive generalist: `dexndm-train dagger`.
+"""DAgger from a privileged teacher to the proprioceptive generalist: `dexndm-train dagger`. The teacher is
+the sampling MPC, or with `--teacher-run` a trained specialist (a PPO run, e.g. with a privileged actor).
 
 Plain BC of the teacher does not hold up: the student drifts into states the teacher never visited and
 drops the object (8 episodes, cuboid: Rot 0.22 rad, TTF 0.51). DAgger trains on the student's own states:
@@ -49,6 +50,9 @@ class DaggerConfig:
     eval_seed: int = 77  # fresh episodes for the curve, the same every iteration
     seed: int = 500
     threads: int = 2
+    #: a `dexndm-train ppo` run (e.g. a privileged specialist) whose actor labels instead of the MPC teacher;
+    #: a new run may then start without a student (iteration 0: the teacher acts alone and labels itself)
+    teacher_run: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -74,23 +78,27 @@ def run(cfg: DaggerConfig, teacher: mpc.MPCConfig, out, iterations: int, initial
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     first = student_path(out, 0)
+    if cfg.teacher_run and not Path(cfg.teacher_run).is_dir():
+        raise FileNotFoundError(f"teacher run {cfg.teacher_run} not found: a dexndm-train ppo --run-dir")
     if not first.exists():
-        if initial_student is None:
+        if initial_student is None and not cfg.teacher_run:
             raise ValueError("a new DAgger run needs --init-student (a generalist.pt from dexndm-train bc, e.g. on "
                              "the teacher's shards: dexndm-train bc --datasets runs/mpc/*/shards/*)")
-        if not Path(initial_student).exists():
+        if initial_student is not None and not Path(initial_student).exists():
             raise FileNotFoundError(f"initial student {initial_student} not found")
     mpc.resume_config(out, {"dagger": cfg.to_dict(), "mpc": teacher.to_dict()},
                       {"dagger": DaggerConfig().to_dict(), "mpc": mpc.MPCConfig().to_dict()})
-    if not first.exists():
+    if not first.exists() and initial_student is not None:
         shutil.copyfile(initial_student, first)
     curve_file = out / "curve.json"
     curve = json.loads(curve_file.read_text()) if curve_file.exists() else []
     start_iteration = len(curve)
     for i in range(start_iteration, start_iteration + iterations):
         started = time.time()
-        beta = cfg.beta_at(i)
         student = student_path(out, i)
+        if not student.exists():  # iteration 0 of a run with a network teacher and no initial student
+            student = None
+        beta = cfg.beta_at(i) if student is not None else 1.0
         for obj in cfg.objects:  # one labelled round per object set, student_i acting
             run_dir = out / obj
             done = len(json.loads((run_dir / "curve.json").read_text())) if (run_dir / "curve.json").exists() else 0
@@ -99,7 +107,7 @@ def run(cfg: DaggerConfig, teacher: mpc.MPCConfig, out, iterations: int, initial
             env_cfg = EnvConfig(num_envs=cfg.num_envs, object=obj, wrists=list(cfg.wrists), axes=list(cfg.axes),
                                 episode_steps=cfg.episode_steps, seed=cfg.seed, threads=cfg.threads)
             mpc.collect(env_cfg, replace(teacher, seed=cfg.seed, threads=cfg.threads), run_dir, rounds=1,
-                        progress=progress, student=student, beta=beta)
+                        progress=progress, student=student, beta=beta, teacher_run=cfg.teacher_run)
         following = student_path(out, i + 1)
         if not following.exists():  # BC on everything so far
             bc_cfg = BCConfig(width=cfg.width, blocks=cfg.blocks, epochs=cfg.epochs, batch_size=cfg.batch_size,
@@ -151,7 +159,7 @@ def register(sub) -> None:
     """`dexndm-train dagger`: flags from DaggerConfig and, for the teacher, MPCConfig."""
     from dexndm_training.config_flags import add_flags
 
-    p = sub.add_parser("dagger", help="DAgger: the student acts, the MPC teacher labels, BC, evaluate; resumes")
+    p = sub.add_parser("dagger", help="DAgger: the student acts, the teacher (MPC, or --teacher-run) labels, BC, evaluate; resumes")
     p.add_argument("--out", required=True, help="run directory: config.json, curve.json, student_NNNN.pt, <object>/shards/")
     p.add_argument("--iterations", type=int, default=10, help="more iterations to run")
     p.add_argument("--init-student", default=None, help="generalist.pt to start from (a new run needs one)")

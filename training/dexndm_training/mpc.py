@@ -237,6 +237,12 @@ class DaggerMix:
         use_teacher = torch.from_numpy(self.rng.random(len(label)) < self.beta)[:, None]
         return torch.where(use_teacher, label, torch.clamp(own, -1.0, 1.0))
 
+    def bind(self, env) -> None:
+        """Pass the env's episode clock on to a teacher or student that reads it (a gait-based actor)."""
+        for policy in (self.teacher, self.student):
+            if hasattr(policy, "bind"):
+                policy.bind(env)
+
 
 def load_student(path):
     """A student policy callable from a generalist .onnx or a BC checkpoint (generalist.pt)."""
@@ -288,8 +294,28 @@ def resume_config(out, config: dict, defaults: dict[str, dict]) -> None:
                          "choose a new --out")
 
 
+class NetworkTeacher:
+    """A trained specialist (a `dexndm-train ppo` run, privileged or not) as the labelling teacher: its
+    deterministic actor read through the contract (ppo.load_actor), in place of the sampling planner."""
+
+    def __init__(self, run_dir, env):
+        from dexndm_training import ppo
+
+        self.actor = ppo.load_actor(run_dir, env)
+
+    def __call__(self, obs):
+        return self.actor(obs).float()
+
+    def bind(self, env) -> None:
+        if hasattr(self.actor, "bind"):
+            self.actor.bind(env)
+
+    def close(self) -> None:
+        pass
+
+
 def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, progress: bool = True,
-            student=None, beta: float = 0.0) -> dict:
+            student=None, beta: float = 0.0, teacher_run: str = "") -> dict:
     """Run the teacher for `rounds` more rounds (one episode per world each) into `out`; resumable.
 
     Each round is written as its own dataset shard, `out/shards/round_NNNN/` (only episodes that survived
@@ -302,6 +328,9 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
     teacher's with probability `beta` per tick) and the shard keeps every world's steps up to its fall,
     labelled with the teacher's delta (the dataset's `label` array; BC clones those). The curve then
     measures the executed mix, i.e. the student when beta = 0.
+
+    `teacher_run`: a PPO run directory whose actor is the teacher instead of the planner (NetworkTeacher);
+    its rounds are always labelled like DAgger's, with or without a student.
     """
     import json
     import time
@@ -316,7 +345,7 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
     (out / "shards").mkdir(parents=True, exist_ok=True)
     from dexndm_training.env import EnvConfig
 
-    config = {"env": env_cfg.to_dict(), "mpc": cfg.to_dict(), "min_rot": min_rot}
+    config = {"env": env_cfg.to_dict(), "mpc": cfg.to_dict(), "min_rot": min_rot, "teacher": teacher_run or "mpc"}
     resume_config(out, config, {"env": EnvConfig().to_dict(), "mpc": MPCConfig().to_dict()})
     curve_file = out / "curve.json"
     curve = json.loads(curve_file.read_text()) if curve_file.exists() else []
@@ -324,7 +353,7 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
     for r in range(done, done + rounds):
         start = time.time()
         env = RotationEnv(replace(env_cfg, seed=env_cfg.seed + r))
-        teacher = PredictiveSampler(env, replace(cfg, seed=cfg.seed + r))
+        teacher = NetworkTeacher(teacher_run, env) if teacher_run else PredictiveSampler(env, replace(cfg, seed=cfg.seed + r))
         mix = DaggerMix(teacher, None if student is None else load_student(student), beta, seed=cfg.seed + r)
         try:
             result = rollout(env, _Progress(mix, env_cfg.episode_steps, f"round {r}") if progress else mix)
@@ -332,7 +361,7 @@ def collect(env_cfg, cfg: MPCConfig, out, rounds: int, min_rot: float = 2.0, pro
             teacher.close()
             env.close()
         per = _episode_metrics(result)
-        if student is None:
+        if student is None and not teacher_run:
             keep = result.success & (per["rot"] >= min_rot)
             survived = np.flatnonzero(result.success)  # the order successful_episodes keeps
             episodes = [ep for ep, i in zip(successful_episodes(result, env_cfg.object, source="mpc"), survived) if keep[i]]

@@ -57,3 +57,33 @@ def test_dagger_refuses_a_new_run_without_a_student_and_a_changed_config(tmp_pat
     changed = [a if a != "6" else "7" for a in TINY]
     assert main(["dagger", "--out", str(out), "--iterations", "1", *changed]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_a_ppo_specialist_teaches_without_an_initial_student(tmp_path):
+    """--teacher-run: a trained (here privileged) actor labels; iteration 0 is the teacher alone, whose labels
+    are the deltas the worlds executed; iteration 1 has the student acting, so labels and actions part."""
+    import numpy as np
+
+    from dexndm_training import ppo
+    from dexndm_training.env import EnvConfig
+
+    torch.set_num_threads(1)
+    teacher = tmp_path / "specialist"
+    ppo.train(EnvConfig(num_envs=2, episode_steps=8, grasp_candidates=8, threads=1),
+              ppo.PPOConfig(num_steps_per_env=8, iterations=1, save_interval=1, eval_episodes=0, init_std=1.0,
+                            actor_groups=["policy", "privileged"]), teacher)
+    out = tmp_path / "dagger"
+    assert main(["dagger", "--out", str(out), "--iterations", "2", "--teacher-run", str(teacher), *TINY]) == 0
+    curve = json.loads((out / "curve.json").read_text())
+    assert [c["beta"] for c in curve] == [1.0, 0.35] and not (out / "student_0000.pt").exists()
+
+    def executed_share(shard_dir):
+        shard = Dataset(shard_dir)
+        assert shard.index["provenance"]["teacher"] == str(teacher)
+        label, target = shard.arrays["label"], shard.arrays["target"]
+        step = np.diff(target, axis=0) * 24.0
+        return np.mean(np.abs(step - np.clip(label[1:], -1.0, 1.0)) < 1e-4)
+
+    assert executed_share(out / "normal_cuboid" / "shards" / "round_0000") > 0.9  # (joint limits clip a few)
+    assert executed_share(out / "normal_cuboid" / "shards" / "round_0001") < 0.9
+    assert main(["dagger", "--out", str(out), "--iterations", "0", "--teacher-run", str(tmp_path / "nope"), *TINY]) == 2
