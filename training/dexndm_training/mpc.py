@@ -429,3 +429,7 @@ class _Progress:
         if self.bar.n >= self.bar.total:
             self.bar.close()
         return self.policy(obs)
+
+    def bind(self, env) -> None:
+        if hasattr(self.policy, "bind"):
+            self.policy.bind(env)

@@ -60,7 +60,7 @@ def test_dagger_refuses_a_new_run_without_a_student_and_a_changed_config(tmp_pat
 
 
 def test_a_ppo_specialist_teaches_without_an_initial_student(tmp_path):
-    """--teacher-run: a trained (here privileged) actor labels; iteration 0 is the teacher alone, whose labels
+    """--teacher-run: a trained (here privileged, gait-based) actor labels; iteration 0 is the teacher alone, whose labels
     are the deltas the worlds executed; iteration 1 has the student acting, so labels and actions part."""
     import numpy as np
 
@@ -68,8 +68,11 @@ def test_a_ppo_specialist_teaches_without_an_initial_student(tmp_path):
     from dexndm_training.env import EnvConfig
 
     torch.set_num_threads(1)
-    teacher = tmp_path / "specialist"
-    ppo.train(EnvConfig(num_envs=2, episode_steps=8, grasp_candidates=8, threads=1),
+    teacher = tmp_path / "specialist"  # a privileged actor on a gait: the teacher reads the episode clock too
+    gait = tmp_path / "gait.json"
+    gait.write_text(json.dumps({"amplitude": [0.2] * 16, "phase": [0.0] * 16, "offset": [0.0] * 16, "frequency": 1.0}))
+    ppo.train(EnvConfig(num_envs=2, episode_steps=8, grasp_candidates=8, threads=1, action_mode="gait_residual",
+                        gait=str(gait)),
               ppo.PPOConfig(num_steps_per_env=8, iterations=1, save_interval=1, eval_episodes=0, init_std=1.0,
                             actor_groups=["policy", "privileged"]), teacher)
     out = tmp_path / "dagger"
