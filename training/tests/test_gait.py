@@ -179,3 +179,25 @@ def test_search_learns_rotation_that_still_and_random_hands_do_not():
     omega = rot / (100 * 0.05)  # mean rad/s about the axis over the 5 s episodes
     print("learning signal (rad/s): found", omega[0], "still", omega[1], "random", omega[2:].mean(), "fell", fell)
     assert omega[0] > max(omega[1], omega[2:].mean()) + 0.03, (omega, fell)
+
+
+def test_score_from_counts_only_the_later_rotation(tmp_path):
+    """score_from splits the same episodes' rotation: all of it = the first k steps' + what counts from k on.
+    (Nominal physics, no disturbances, the same seed: every env replays the same episodes.)"""
+    v = np.zeros(gait.PARAMETERS)
+    v[:16], v[3 * 16] = 0.3, 0.8
+    v[16:32] = np.linspace(0, np.pi, 16)
+    scores = []
+    for steps, score_from in ((60, 0), (60, 30), (30, 0)):
+        env = _env(2, object="normal_cuboid", randomize=False, disturbance_scale=0.0)
+        try:
+            torch.manual_seed(0)
+            scores.append(gait.score_gaits(env, v[None], 2, steps, 5, score_from=score_from))
+        finally:
+            env.close()
+    (whole, _, off_whole), (later, _, off_later), (first, _, off_first) = scores
+    assert abs(whole[0]) > 1e-3 and abs(later[0] - whole[0]) > 1e-4  # the gait moves it, in both halves
+    np.testing.assert_allclose(whole, later + first, atol=1e-6)
+    np.testing.assert_allclose(off_whole, off_later + off_first, atol=1e-6)
+    with pytest.raises(ValueError, match="score_from"):
+        gait.search(gait.SearchConfig(steps=10, score_from=10, env=EnvConfig(num_envs=2)), tmp_path)
