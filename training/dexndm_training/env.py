@@ -126,6 +126,10 @@ class EnvConfig:
     randomize: bool = True  # object mass, friction, centre of mass at each reset (the sim draws them)
     #: Palm up, cylinders stand on an end over the palm's centre instead of lying (grasp_search.rest_placement).
     stand_cylinders: bool = False
+    #: rad: a fresh close places the object turned by U(-initial_yaw, initial_yaw) about the palm normal, so
+    #: training meets every phase of a turn (a cuboid aligned with the palm at every start meets its diagonal
+    #: only by pushing through it); 0 = aligned, as evaluation runs.
+    initial_yaw: float = 0.0
     grasp_candidates: int = 128  # poses tried when building the grasp cache
     grasp_noise: float = 0.04  # rad, uniform +- around the canonical pose
     grasp_hold_steps: int = 10  # control steps a candidate must hold the object
@@ -282,7 +286,8 @@ class RotationEnv(VecEnv):
             if len(pending) == 0:
                 return
             q0 = self.grasps[self.rng.integers(len(self.grasps), size=len(pending))]
-            self.sim.reset(pending, q=q0)
+            yaw = self.rng.uniform(-self.cfg.initial_yaw, self.cfg.initial_yaw, size=len(pending)) if self.cfg.initial_yaw > 0 else None
+            self.sim.reset(pending, q=q0, yaw=yaw)
             distance = np.linalg.norm(self.sim.object_pose[pending, :3] - self.sim.grasp_spot[pending], axis=1)
             speed = np.linalg.norm(self.sim.object_linvel[pending], axis=1)
             bad = (distance > self.cfg.reset_max_distance) | (speed > self.cfg.reset_max_speed)

@@ -6,6 +6,7 @@ import torch
 from dexndm_description import hand
 from dexndm_policy import observation
 from dexndm_training import env as env_module
+from dexndm_training import rotations
 from dexndm_training.env import EnvConfig, RotationEnv
 
 
@@ -184,3 +185,21 @@ def test_gait_residual_mode_adds_the_residual_to_the_gait_and_its_actor_replays_
     finally:
         mode.close()
         plain.close()
+
+
+def test_initial_yaw_turns_the_placed_object_about_the_palm_normal():
+    """initial_yaw spreads the cuboid's start orientations about the palm normal (palm up: world z); by
+    default it starts aligned with the palm (within the close's settling)."""
+    def start_yaws(initial_yaw):
+        env = RotationEnv(EnvConfig(num_envs=16, object="normal_cuboid", seed=3, threads=1, grasp_candidates=16,
+                                    initial_yaw=initial_yaw))
+        try:
+            env.reset()
+            x = rotations.rotate(env.sim.object_pose[:, 3:], np.tile([1.0, 0.0, 0.0], (16, 1)))
+        finally:
+            env.close()
+        yaw = np.degrees(np.arctan2(x[:, 1], x[:, 0]))
+        return np.abs((yaw + 90.0) % 180.0 - 90.0)  # a box looks the same turned by 180 deg
+
+    assert np.all(start_yaws(0.0) < 30.0)
+    assert np.mean(start_yaws(np.pi) > 30.0) >= 0.4

@@ -301,14 +301,15 @@ class BatchedHandSim:
             self.models[i].opt.gravity[:] = (0.0, 0.0, -self.config.gravity)
 
     # ----------------------------------------------------------------------------------- API
-    def reset(self, env_ids=None, q=None) -> None:
+    def reset(self, env_ids=None, q=None, yaw=None) -> None:
         """Reset worlds (all by default) to joint angles q (rad, [16] or [len(env_ids), 16]; default
         the canonical grasp), re-place the object in the grasp (and re-draw its mass, friction and
         centre of mass when randomize=True); targets are set to q, time to 0.
 
         With the default q each world uses the grasp found for its object and wrist at its first
         reset (see grasp_search.GRASP_CANDIDATES); with an explicit q the object is placed over the palm and the
-        fingers close to q with gravity pointing into the palm."""
+        fingers close to q with gravity pointing into the palm; `yaw` (rad, [len(env_ids)]) turns each placed
+        object about the palm normal first (default 0: aligned with the palm)."""
         ids = self._env_ids(env_ids)
         q0 = _as_env_array(hand.CANONICAL_POSE if q is None else q, len(ids), hand.NUM_JOINTS, "q")
         q0 = hand.clip_to_limits(q0)
@@ -327,9 +328,10 @@ class BatchedHandSim:
                     mujoco.mj_setState(self.models[i], self._d(i), self._grasps[i], mujoco.mjtState.mjSTATE_INTEGRATION)
             else:
                 standing = np.zeros(self.num_envs, dtype=bool)
-                for i in ids:
+                yaws = np.zeros(len(ids)) if yaw is None else _as_env_array(np.reshape(yaw, -1), 1, len(ids), "yaw")[0]
+                for i, turn in zip(ids, yaws):
                     spot, standing[i] = grasp_search.rest_placement(self.object_set, self._wrists[i], self.stand_cylinders)
-                    self._place(i, goal[i], spot, 0.0, 1.0, upright=standing[i])
+                    self._place(i, goal[i], spot, float(turn), 1.0, upright=standing[i])
                 self._close(ids, goal, gentle=standing)
         else:
             for i in ids:
