@@ -38,6 +38,9 @@ class PPOConfig:
     actor_groups: list[str] = field(default_factory=lambda: ["policy"])  # observation groups of the actor
     critic_groups: list[str] = field(default_factory=lambda: ["policy", "privileged"])  # ... and of the critic
     init_std: float = 0.3  # exploration noise integrates into the base target: keep it small
+    #: AR(1) coefficient of the exploration noise from one control step to the next (exploration.py); 0 draws
+    #: it afresh every step, 0.9 holds a perturbation about half a second.
+    noise_correlation: float = 0.0
     learning_rate: float = 3e-4
     num_learning_epochs: int = 2
     num_mini_batches: int = 2
@@ -71,6 +74,9 @@ def runner_config(cfg: PPOConfig) -> dict:
                             "obs_normalization": True}
     actor = model(cfg.actor_hidden)
     actor["distribution_cfg"] = {"class_name": "GaussianDistribution", "init_std": cfg.init_std}
+    if cfg.noise_correlation > 0.0:
+        actor["distribution_cfg"] = {"class_name": "dexndm_training.exploration:CorrelatedGaussianDistribution",
+                                     "init_std": cfg.init_std, "correlation": cfg.noise_correlation}
     return {
         "num_steps_per_env": cfg.num_steps_per_env,
         "save_interval": cfg.save_interval,
