@@ -101,9 +101,11 @@ def test_two_process_ddp_on_cpu_trains_in_lockstep(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    # forked, not spawned: each spawned rank started an interpreter and imported torch and this module again
+    # From a fork server: a rank forked straight from this worker can deadlock in OpenMP (the worker's earlier
+    # tests started torch's thread pool, and libgomp's pool does not survive a fork); spawning both ranks
+    # imported torch twice (32 s). The server imports it once, before any thread pool exists.
     mp.start_processes(_ddp_worker, args=(2, port, str(ds), str(tmp_path / "out")), nprocs=2, join=True,
-                       start_method="fork")
+                       start_method="forkserver")
     report = json.loads((tmp_path / "out" / "bc_report.json").read_text())
     assert report["world_size"] == 2 and report["best_eval_mse"] < report["initial_eval_mse"]
     assert bc.load_generalist(tmp_path / "out" / "generalist.pt").mlp.inp.out_features == 32

@@ -14,9 +14,10 @@ def noise_series(correlation: float, steps: int = 300, worlds: int = 2048) -> to
     dist = CorrelatedGaussianDistribution(16, init_std=0.5, correlation=correlation)
     mean = torch.full((worlds, 16), 0.2)
     out = []
-    for _ in range(steps):
-        dist.update(mean)
-        out.append(dist.sample() - mean)
+    with torch.no_grad():
+        for _ in range(steps):
+            dist.update(mean)
+            out.append(dist.sample() - mean)
     return torch.stack(out[50:])  # past the start-up
 
 
