@@ -164,6 +164,43 @@ def _cmd_mpc(args) -> int:
     return 0
 
 
+def _add_distill(sub) -> None:
+    from dexndm_training.distill import DistillConfig
+    from dexndm_training.mpc import MPCConfig
+    from dexndm_training.ppo import PPOConfig
+
+    p = sub.add_parser("distill-mpc", help="DAgger from the MPC teacher into a privileged PPO actor (a run dir that "
+                       "ppo, evaluate and dagger --teacher-run read); resumes")
+    _env_args(p, defaults={"num_envs": 8})
+    p.add_argument("--out", required=True, help="PPO run directory: run_config.json, model_N.pt, curve.json, distill_N.npz")
+    p.add_argument("--iterations", type=int, default=10, help="more iterations to run")
+    config_flags.add_flags(p, DistillConfig)
+    group = p.add_argument_group("the actor (PPOConfig)")
+    config_flags.add_flags(group, PPOConfig, only=("actor_hidden", "critic_hidden", "init_std", "noise_correlation"))
+    group = p.add_argument_group("teacher (MPCConfig)")
+    config_flags.add_flags(group, MPCConfig, skip=("seed", "threads"))
+    p.set_defaults(func=_cmd_distill)
+
+
+def _cmd_distill(args) -> int:
+    import torch
+
+    from dexndm_training import distill, mpc, ppo
+
+    torch.set_num_threads(1)
+    env_cfg = _env_config(args)
+    teacher = mpc.MPCConfig(**config_flags.values(args, mpc.MPCConfig, skip=("seed", "threads")), seed=args.seed,
+                            threads=args.threads)
+    actor = config_flags.values(args, ppo.PPOConfig, only=("actor_hidden", "critic_hidden", "init_std", "noise_correlation"))
+    cfg = distill.DistillConfig(**config_flags.values(args, distill.DistillConfig))
+    curve = distill.run(env_cfg, teacher, ppo.PPOConfig(**actor, seed=args.seed), cfg, args.out, args.iterations)
+    last = curve[-1] if curve else {}
+    print(f"out={args.out} iterations={len(curve)} rot_rad={last.get('rot', float('nan')):.3f} "
+          f"ttf={last.get('ttf', float('nan')):.3f} rotp={last.get('rotp', float('nan')):.3f} "
+          f"eval_mse={last.get('eval_mse', float('nan')):.4f} zero_mse={last.get('zero_mse', float('nan')):.4f}")
+    return 0
+
+
 def _add_curve(sub) -> None:
     p = sub.add_parser("curve", help="plot learning curves (Rot, TTF vs env steps and wall time) of runs: JSON + PNG")
     p.add_argument("runs", nargs="+", help="run directories holding curve.json (dexndm-train mpc)")
@@ -397,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dexndm-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_ppo, _add_gait, _add_mpc, _add_curve, _add_grasps, _add_collect, _add_bc, _add_export, _add_evaluate,
+    for add in (_add_ppo, _add_gait, _add_mpc, _add_distill, _add_curve, _add_grasps, _add_collect, _add_bc, _add_export, _add_evaluate,
                 _add_evaluate_grid, _add_sysid):
         add(sub)
     ndm_cli.register(sub)
