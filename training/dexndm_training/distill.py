@@ -161,7 +161,9 @@ def run(env_cfg: EnvConfig, teacher_cfg: mpc.MPCConfig, ppo_cfg: ppo.PPOConfig, 
         fitted = fit(runner.alg.get_policy(), sorted(out.glob("distill_[0-9]*.npz")), cfg, env_cfg.seed + i)
         runner.current_learning_iteration = i
         runner.save(str(out / f"model_{i}.pt"))
-        point = {"iteration": i, "beta": cfg.beta_at(i), "executed_rot": float(np.mean(executed["rot"])),
+        env_steps = (curve[-1]["env_steps"] if curve else 0) + env.num_envs * len(recorder.labels)
+        point = {"iteration": i, "env_steps": env_steps, "beta": cfg.beta_at(i),
+                 "executed_rot": float(np.mean(executed["rot"])),
                  "executed_ttf": float(np.mean(executed["ttf"])), **fitted}
         if cfg.eval_episodes > 0:
             actor = ppo.load_actor(out, env, ppo_cfg)

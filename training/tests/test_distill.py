@@ -19,6 +19,7 @@ def test_iterations_label_fit_and_leave_a_ppo_run_that_fine_tunes(tmp_path):
     distill.run(ENV, TEACHER, ppo.PPOConfig(), cfg, tmp_path, iterations=1, progress=False)
     curve = distill.run(ENV, TEACHER, ppo.PPOConfig(), cfg, tmp_path, iterations=1, progress=False)  # resumes
     assert [p["iteration"] for p in curve] == [0, 1] and [p["beta"] for p in curve] == [1.0, 0.5]
+    assert [p["env_steps"] for p in curve] == [20, 40]  # 2 worlds x 10 ticks per iteration
     data = np.load(tmp_path / "distill_0001.npz")
     first = np.load(tmp_path / "distill_0000.npz")
     assert data["policy"].shape[1] == 327 and data["label"].shape[1] == 16
