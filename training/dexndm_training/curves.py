@@ -43,13 +43,15 @@ def write(runs: dict[str, list[dict]], out_dir: str | os.PathLike) -> dict[str, 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "curves.json").write_text(json.dumps(runs, indent=1))
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharey="row")
-    for name, points in runs.items():
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6), sharey="row")
+    colours = plt.get_cmap("tab20").colors  # 20 distinct colours: the default cycle repeats after 10 runs
+    for i, (name, points) in enumerate(runs.items()):
+        style = {"color": colours[i % len(colours)], "marker": "o" if i < len(colours) else "s"}
         steps = [p["env_steps"] / 1e3 for p in points]
         hours = [p["wall_s"] / 3600 for p in points]
         for row, key in enumerate(("rot", "ttf")):
-            axes[row, 0].plot(steps, [p[key] for p in points], "o-", label=name)
-            axes[row, 1].plot(hours, [p[key] for p in points], "o-", label=name)
+            axes[row, 0].plot(steps, [p[key] for p in points], "-", label=name, ms=3, **style)
+            axes[row, 1].plot(hours, [p[key] for p in points], "-", label=name, ms=3, **style)
     for col, xlabel in enumerate(("env steps (thousands)", "wall time (h, this machine)")):
         axes[1, col].set_xlabel(xlabel)
     axes[0, 0].set_ylabel("Rot (rad / 20 s episode)")
@@ -58,9 +60,9 @@ def write(runs: dict[str, list[dict]], out_dir: str | os.PathLike) -> dict[str, 
         ax.axhline(6.28, color="grey", lw=0.8, ls="--")
     for ax in axes[1]:
         ax.axhline(0.8, color="grey", lw=0.8, ls="--")
-    axes[0, 0].legend(fontsize=8)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="center right", fontsize=7)  # beside the plots
     fig.suptitle("fresh episodes per round (dashed: the aim, 2 pi rad and TTF 0.8)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
     fig.savefig(out_dir / "curves.png", dpi=80)
     plt.close(fig)
     return {"json": out_dir / "curves.json", "plot": out_dir / "curves.png"}
