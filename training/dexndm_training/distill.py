@@ -23,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
 from dexndm_training import mpc, ppo
 from dexndm_training.env import EnvConfig, RotationEnv
 from dexndm_training.rollout import rollout
@@ -50,25 +48,18 @@ class DistillConfig:
         return asdict(self)
 
 
-class _Recorder:
-    """The executed policy of one iteration: the teacher labels every tick; the student acts (teacher w.p. beta)."""
+class _Recorder(mpc.DaggerMix):
+    """DAgger's executed policy (mpc.DaggerMix: the teacher labels every tick, the student acts, the teacher
+    instead with probability beta) that also keeps both observation groups of every tick."""
 
-    def __init__(self, teacher, student, beta: float, rng: np.random.Generator, steps: int, progress: bool):
-        self.teacher, self.student, self.beta, self.rng = teacher, student, beta, rng
-        self.policy_obs, self.privileged_obs, self.labels = [], [], []
-        self.bar = tqdm(total=steps, desc=f"distill (beta {beta:.2f})", unit="tick", disable=not progress)
+    def __init__(self, teacher, student, beta: float, seed: int):
+        super().__init__(teacher, student, beta, seed)
+        self.policy_obs, self.privileged_obs = [], []
 
     def __call__(self, obs):
-        label = self.teacher(obs)
         self.policy_obs.append(obs["policy"].numpy().copy())
         self.privileged_obs.append(obs["privileged"].numpy().copy())
-        self.labels.append(label.numpy().copy())
-        self.bar.update(1)
-        if self.student is None or self.beta >= 1.0:
-            return label
-        own = torch.clamp(self.student(obs).float(), -1.0, 1.0)
-        use_teacher = torch.from_numpy(self.rng.random(len(label)) < self.beta)[:, None]
-        return torch.where(use_teacher, label, own)
+        return super().__call__(obs)
 
 
 def _alive_rows(arrays: list[list[np.ndarray]], alive: np.ndarray) -> list[np.ndarray]:
@@ -143,12 +134,11 @@ def run(env_cfg: EnvConfig, teacher_cfg: mpc.MPCConfig, ppo_cfg: ppo.PPOConfig, 
             runner.load(str(checkpoint), map_location=ppo_cfg.device)
         student = runner.get_inference_policy() if checkpoint is not None else None
         teacher = mpc.PredictiveSampler(env, replace(teacher_cfg, seed=teacher_cfg.seed + i))
-        recorder = _Recorder(teacher, student, cfg.beta_at(i), np.random.default_rng(env_cfg.seed + i),
-                             env_cfg.episode_steps, progress)
+        recorder = _Recorder(teacher, student, cfg.beta_at(i), seed=env_cfg.seed + i)
+        label = f"distill {i} (beta {cfg.beta_at(i):.2f})"
         try:
-            result = rollout(env, recorder)
+            result = rollout(env, mpc._Progress(recorder, env_cfg.episode_steps, label) if progress else recorder)
         finally:
-            recorder.bar.close()
             teacher.close()
         policy_obs, privileged_obs, label = _alive_rows(
             [recorder.policy_obs, recorder.privileged_obs, recorder.labels], result.alive)
@@ -166,7 +156,7 @@ def run(env_cfg: EnvConfig, teacher_cfg: mpc.MPCConfig, ppo_cfg: ppo.PPOConfig, 
                  "executed_rot": float(np.mean(executed["rot"])),
                  "executed_ttf": float(np.mean(executed["ttf"])), **fitted}
         if cfg.eval_episodes > 0:
-            actor = ppo.load_actor(out, env, ppo_cfg)
+            actor = ppo.contract_actor(runner.get_inference_policy(), env_cfg)  # the actor just fitted and saved
             score = evaluate_condition(replace(env_cfg, seed=env_cfg.seed + 10_000 + i), actor, cfg.eval_episodes,
                                        baseline=False)["policy"]
             point.update(rot=score["rot"], ttf=score["ttf"], rotp=score["rotp"])
