@@ -50,11 +50,17 @@ def move_right(browser, position) -> None:
     browser.evaluate(f"{RIGHT}.position.set({position[0]}, {position[1]}, {position[2]})")
 
 
-def settle(probe, expected_position, tolerance=0.002, timeout_s=10.0):
+def settle(probe, expected_position, tolerance=0.002, timeout_s=30.0, browser=None):
+    """Wait for the arm target to reach `expected_position`. The approach is rate-limited per page frame and a
+    frame that arrives stale is dropped, so under a loaded CI machine it can take many seconds: the deadline
+    is generous, and the wait returns as soon as the target arrives."""
     def close():
         index = probe.target_count()
         return index and np.linalg.norm(pose_of(probe.targets_since(index - 1)[0])[0] - expected_position) < tolerance
-    assert probe.wait(close, timeout_s), f"targets never reached {expected_position}: last {pose_of(probe.targets_since(probe.target_count() - 1)[0])}"
+    if not probe.wait(close, timeout_s):
+        status = browser.evaluate("JSON.stringify(window.dexndmTeleop.status)") if browser is not None else "?"
+        raise AssertionError(f"targets never reached {expected_position} in {timeout_s} s: last "
+                             f"{pose_of(probe.targets_since(probe.target_count() - 1)[0])}, page status {status}")
 
 
 def test_right_controller_moves_the_arm_and_left_sets_the_axis(session):
@@ -70,7 +76,7 @@ def test_right_controller_moves_the_arm_and_left_sets_the_axis(session):
     # Translation: 5 cm right, 10 cm up, 8 cm forward in XR = 8 cm +x, 5 cm -y, 10 cm +z in the base frame.
     step_xr = np.array([0.05, 0.10, -0.08])
     move_right(browser, start + step_xr)
-    settle(probe, ARM_POSITION + XR_TO_ROBOT @ step_xr)
+    settle(probe, ARM_POSITION + XR_TO_ROBOT @ step_xr, browser=browser)
     assert np.allclose(XR_TO_ROBOT @ step_xr, [0.08, -0.05, 0.10])
     assert rotation_angle(pose_of(probe.targets_since(probe.target_count() - 1)[0])[1], ARM_QUAT) < 1e-3
 
@@ -85,7 +91,7 @@ def test_right_controller_moves_the_arm_and_left_sets_the_axis(session):
 
     # Workspace box: 1 m to the XR right would be y = -1 m; the target stops at y = -0.5.
     move_right(browser, start + np.array([1.0, 0.0, 0.0]))
-    settle(probe, np.array([0.5, -0.5, 0.4]), timeout_s=15.0)
+    settle(probe, np.array([0.5, -0.5, 0.4]), browser=browser)
 
     # Release: the arm holds while the controller moves on.
     browser.evaluate(f"{RIGHT}.updateButtonValue('squeeze', 0)")
@@ -153,7 +159,7 @@ def test_a_stalled_or_dropped_stream_holds_the_arm(session):
     browser.evaluate(f"{RIGHT}.updateButtonValue('squeeze', 1)")
     browser.wait_for("window.dexndmTeleop.status.following")
     move_right(browser, start + np.array([0.0, 0.05, 0.0]))
-    settle(probe, ARM_POSITION + np.array([0.0, 0.0, 0.05]))
+    settle(probe, ARM_POSITION + np.array([0.0, 0.0, 0.05]), browser=browser)
 
     # Stall: the page's JavaScript is paused (the socket stays open); after 200 ms the arm holds.
     browser.send("Debugger.enable")
@@ -180,7 +186,7 @@ def test_a_stalled_or_dropped_stream_holds_the_arm(session):
     browser.wait_for("window.dexndmTeleop.status.following")
     move_right(browser, start + np.array([0.0, 0.05, 0.0]))
     # Re-anchored at the arm's measured pose (the probe's fixed one): 10 cm down from there.
-    settle(probe, ARM_POSITION - np.array([0.0, 0.0, 0.10]))
+    settle(probe, ARM_POSITION - np.array([0.0, 0.0, 0.10]), browser=browser)
 
     # Silent for longer than the idle timeout (3 s): the server closes the link; the page reconnects.
     browser.send("Debugger.pause")
@@ -195,7 +201,7 @@ def test_a_stalled_or_dropped_stream_holds_the_arm(session):
     browser.evaluate(f"{RIGHT}.updateButtonValue('squeeze', 1)")
     browser.wait_for("window.dexndmTeleop.status.following")
     move_right(browser, start + np.array([0.0, 0.10, 0.0]))  # 5 cm up from the new anchor
-    settle(probe, ARM_POSITION + np.array([0.0, 0.0, 0.05]))
+    settle(probe, ARM_POSITION + np.array([0.0, 0.0, 0.05]), browser=browser)
 
     # Drop: the page goes away while following; the arm holds at the last target.
     browser.send("Page.navigate", {"url": "about:blank"})
