@@ -1,6 +1,9 @@
 """PPO throughput against the physics limit of the same worlds, measured in one run.
 
-    python -m dexndm_training.bench [--num-envs 256] [--steps-per-env 32] [--repeats 5]
+    python -m dexndm_training.bench [--num-envs 1024] [--steps-per-env 16] [--update-threads 2] [--repeats 5]
+
+The defaults are the configuration recommended for this 2-core machine (docs/TRAINING.md); the per-world
+reset caches are filled first (a long run's steady state; `--cold-cache` measures a run's first minutes).
 
 - physics limit: the env's own worlds stepped by `mujoco.rollout` on `--threads` threads, targets held
   fixed, `steps-per-env` control ticks in one call (no Python between ticks) -- the fastest way this
@@ -46,20 +49,26 @@ def physics_limit_seconds(env: RotationEnv, ticks: int, threads: int, pool: mj_r
 def main(argv: list[str] | None = None) -> int:
     defaults = PPOConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num-envs", type=int, default=256)
-    p.add_argument("--steps-per-env", type=int, default=defaults.num_steps_per_env)
+    p.add_argument("--num-envs", type=int, default=1024)
+    p.add_argument("--steps-per-env", type=int, default=16)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2, help="physics threads")
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--object", default="normal_cuboid")
     for f in fields(PPOConfig):
         if f.name in ("num_learning_epochs", "num_mini_batches", "update_threads"):
-            p.add_argument("--" + f.name.replace("_", "-"), type=int, default=getattr(defaults, f.name))
+            default = 2 if f.name == "update_threads" else getattr(defaults, f.name)
+            p.add_argument("--" + f.name.replace("_", "-"), type=int, default=default)
         if f.name in ("actor_hidden", "critic_hidden"):
             p.add_argument("--" + f.name.replace("_", "-"), type=int, nargs="+", default=getattr(defaults, f.name))
+    p.add_argument("--cold-cache", action="store_true",
+                   help="start with empty per-world reset caches (a run's first minutes: resets close on grasps)")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, args.torch_threads))
     env = RotationEnv(EnvConfig(num_envs=args.num_envs, object=args.object, threads=args.threads))
+    if not args.cold_cache:
+        env.fill_reset_cache()  # a long run's steady state: every reset restores a settled grasp
+        env.reset()
     cfg = PPOConfig(num_steps_per_env=args.steps_per_env, num_learning_epochs=args.num_learning_epochs,
                     num_mini_batches=args.num_mini_batches, update_threads=args.update_threads,
                     actor_hidden=list(args.actor_hidden),

@@ -297,6 +297,18 @@ class RotationEnv(VecEnv):
                     self.state_cache[i].append(state)
             pending = pending[bad]
 
+    def fill_reset_cache(self, max_rounds: int | None = None) -> int:
+        """Close on grasps in every world until each holds `reset_cache` settled states (a long run's steady
+        state, where every reset restores one); returns the rounds it took. Worlds are left mid-reset: call
+        `reset()` after it."""
+        size = self.cfg.reset_cache
+        for rounds in range(max_rounds or 3 * size):
+            pending = np.array([i for i in range(self.num_envs) if len(self.state_cache[i]) < size], dtype=int)
+            if size <= 0 or len(pending) == 0:
+                return rounds
+            self._reset_into_grasps(pending)
+        return max_rounds or 3 * size
+
     def set_axes(self, axes: np.ndarray) -> None:
         """Override the current axes (palm frame, [N, 3] or [3]) of every world, e.g. for evaluation."""
         self.axis[:] = np.broadcast_to(np.asarray(axes, float), (self.num_envs, 3))

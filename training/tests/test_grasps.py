@@ -37,6 +37,20 @@ def test_a_full_state_cache_restores_a_settled_grasp_without_settle_ticks():
         env.close()
 
 
+def test_fill_reset_cache_fills_every_world_so_resets_only_restore():
+    env = RotationEnv(replace(CFG, reset_cache=3))
+    try:
+        assert all(len(c) < 3 for c in env.state_cache)  # the first reset added at most one each
+        rounds = env.fill_reset_cache()
+        assert 2 <= rounds <= 9 and all(len(c) == 3 for c in env.state_cache)
+        assert env.fill_reset_cache() == 0  # nothing left to fill
+        restores = env.reset_restores
+        env.reset()
+        assert env.reset_restores == restores + 3 and np.all(env.sim.time == 0.0)
+    finally:
+        env.close()
+
+
 def test_reset_cache_zero_always_closes_the_fingers():
     env = RotationEnv(replace(CFG, reset_cache=0))
     try:
