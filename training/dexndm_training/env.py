@@ -125,7 +125,7 @@ class EnvConfig:
     disturbance_decay: float = 0.9  # the force is multiplied by this every step until re-drawn (1 = constant)
     randomize: bool = True  # object mass, friction, centre of mass at each reset (the sim draws them)
     #: Palm up, cylinders stand on an end over the palm's centre instead of lying (grasp_search.rest_placement).
-    stand_cylinders: bool = False
+    stand_cylinders: bool = True
     #: rad: a fresh close places the object turned by U(-initial_yaw, initial_yaw) about the palm normal, so
     #: training meets every phase of a turn (a cuboid aligned with the palm at every start meets its diagonal
     #: only by pushing through it); 0 = aligned, as evaluation runs.

@@ -69,7 +69,7 @@ class BatchedHandSim:
 
     def __init__(self, num_envs: int = 1, world: str | WorldConfig = "source", scene: str = "grasp",
                  wrist="palm_up", object: str | None = "normal_cylinder", seed: int = 0, threads: int = 2,
-                 randomize: bool = True, stand_cylinders: bool = False):
+                 randomize: bool = True, stand_cylinders: bool = True):
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = n = int(num_envs)
