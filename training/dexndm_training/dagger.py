@@ -1,5 +1,6 @@
 """DAgger from a privileged teacher to the proprioceptive generalist: `dexndm-train dagger`. The teacher is
-the sampling MPC, or with `--teacher-run` a trained specialist (a PPO run, e.g. with a privileged actor).
+the sampling MPC, or with `--teacher-run` a trained specialist (a PPO run, e.g. with a privileged actor, or a
+searched gait), or per object set with `--teachers OBJECT=PATH ...`.
 
 Plain BC of the teacher does not hold up: the student drifts into states the teacher never visited and
 drops the object (8 episodes, cuboid: Rot 0.22 rad, TTF 0.51). DAgger trains on the student's own states:
@@ -53,9 +54,21 @@ class DaggerConfig:
     #: a `dexndm-train ppo` run (e.g. a privileged specialist) whose actor labels instead of the MPC teacher;
     #: a new run may then start without a student (iteration 0: the teacher acts alone and labels itself)
     teacher_run: str = ""
+    #: per object set, "OBJECT=PATH": that set's teacher (a ppo run or a gait.json) in place of teacher_run
+    teachers: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def teacher_for(self, object_set: str) -> str:
+        """The network teacher of one object set ("" for the MPC planner)."""
+        for entry in self.teachers:
+            name, sep, path = entry.partition("=")
+            if not sep or not name or not path:
+                raise ValueError(f"--teachers takes OBJECT=PATH entries, got {entry!r}")
+            if name == object_set:
+                return path
+        return self.teacher_run
 
     def beta_at(self, iteration: int) -> float:
         return max(self.beta_min, self.beta * self.beta_decay**iteration)
@@ -78,10 +91,15 @@ def run(cfg: DaggerConfig, teacher: mpc.MPCConfig, out, iterations: int, initial
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     first = student_path(out, 0)
-    if cfg.teacher_run and not Path(cfg.teacher_run).is_dir():
-        raise FileNotFoundError(f"teacher run {cfg.teacher_run} not found: a dexndm-train ppo --run-dir")
+    teachers = {obj: cfg.teacher_for(obj) for obj in cfg.objects}
+    unknown = [e.partition("=")[0] for e in cfg.teachers if e.partition("=")[0] not in cfg.objects]
+    if unknown:
+        raise ValueError(f"--teachers names {unknown}, not among --objects {cfg.objects}")
+    for obj, path in teachers.items():
+        if path and not Path(path).exists():
+            raise FileNotFoundError(f"teacher {path} of {obj} not found: a dexndm-train ppo --run-dir or a gait.json")
     if not first.exists():
-        if initial_student is None and not cfg.teacher_run:
+        if initial_student is None and not all(teachers.values()):
             raise ValueError("a new DAgger run needs --init-student (a generalist.pt from dexndm-train bc, e.g. on "
                              "the teacher's shards: dexndm-train bc --datasets runs/mpc/*/shards/*)")
         if initial_student is not None and not Path(initial_student).exists():
@@ -107,7 +125,7 @@ def run(cfg: DaggerConfig, teacher: mpc.MPCConfig, out, iterations: int, initial
             env_cfg = EnvConfig(num_envs=cfg.num_envs, object=obj, wrists=list(cfg.wrists), axes=list(cfg.axes),
                                 episode_steps=cfg.episode_steps, seed=cfg.seed, threads=cfg.threads)
             mpc.collect(env_cfg, replace(teacher, seed=cfg.seed, threads=cfg.threads), run_dir, rounds=1,
-                        progress=progress, student=student, beta=beta, teacher_run=cfg.teacher_run)
+                        progress=progress, student=student, beta=beta, teacher_run=teachers[obj])
         following = student_path(out, i + 1)
         if not following.exists():  # BC on everything so far
             bc_cfg = BCConfig(width=cfg.width, blocks=cfg.blocks, epochs=cfg.epochs, batch_size=cfg.batch_size,

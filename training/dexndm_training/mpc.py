@@ -23,6 +23,7 @@ between physics steps. Worlds with servo (target) physics are refused: their law
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -295,10 +296,18 @@ def resume_config(out, config: dict, defaults: dict[str, dict]) -> None:
 
 
 class NetworkTeacher:
-    """A trained specialist (a `dexndm-train ppo` run, privileged or not) as the labelling teacher: its
-    deterministic actor read through the contract (ppo.load_actor), in place of the sampling planner."""
+    """A trained specialist as the labelling teacher, in place of the sampling planner: a `dexndm-train ppo` run
+    (privileged or not; its deterministic actor read through the contract, ppo.load_actor), or a searched gait
+    (a gait.json or its directory: at each state the gait's delta toward its target from the current one)."""
 
     def __init__(self, run_dir, env):
+        path = Path(run_dir)
+        if path.suffix == ".json" or (path / "gait.json").is_file():
+            from dexndm_training.gait import Gait, GaitPolicy
+
+            self.actor = GaitPolicy(Gait.load(path if path.suffix == ".json" else path / "gait.json"))
+            self.actor.bind(env)
+            return
         from dexndm_training import ppo
 
         self.actor = ppo.load_actor(run_dir, env)

@@ -90,3 +90,35 @@ def test_a_ppo_specialist_teaches_without_an_initial_student(tmp_path):
     assert executed_share(out / "normal_cuboid" / "shards" / "round_0000") > 0.9  # (joint limits clip a few)
     assert executed_share(out / "normal_cuboid" / "shards" / "round_0001") < 0.9
     assert main(["dagger", "--out", str(out), "--iterations", "0", "--teacher-run", str(tmp_path / "nope"), *TINY]) == 2
+
+
+def test_each_object_set_has_its_own_gait_teacher(tmp_path):
+    """--teachers OBJECT=PATH: each set's rounds are labelled by its own teacher (here two gaits), whose deltas the
+    worlds execute in iteration 0; a teacher for a set not trained on, or a missing file, is refused."""
+    import numpy as np
+
+    from dexndm_training.gait import Gait
+
+    gaits = {}
+    for name, amplitude in (("normal_cuboid", 0.3), ("normal_cylinder", -0.3)):
+        gaits[name] = tmp_path / f"{name}.json"
+        gaits[name].write_text(json.dumps({"amplitude": [amplitude] * 16, "phase": [0.0] * 16, "offset": [0.0] * 16,
+                                           "frequency": 1.0}))
+    tiny = [a for a in TINY if a != "normal_cuboid"]
+    tiny[tiny.index("--objects") + 1:tiny.index("--objects") + 1] = ["normal_cuboid", "normal_cylinder"]
+    teachers = ["--teachers", *(f"{k}={v}" for k, v in gaits.items())]
+    out = tmp_path / "dagger"
+    assert main(["dagger", "--out", str(out), "--iterations", "1", *teachers, *tiny]) == 0
+    for name, path in gaits.items():
+        shard = Dataset(out / name / "shards" / "round_0000")
+        assert shard.index["provenance"]["teacher"] == str(path)
+        label, target = shard.arrays["label"], shard.arrays["target"]
+        # iteration 0: the teacher acts alone, so the labels are the deltas the worlds executed ...
+        executed = np.diff(target, axis=0) * 24.0
+        assert np.mean(np.abs(executed - np.clip(label[1:], -1.0, 1.0)) < 1e-4) > 0.9
+        # ... and they follow this set's gait: sin rises over its first half second, +0.3 or -0.3 rad
+        assert np.sign(label[:8].sum()) == np.sign(Gait.load(path).amplitude[0])
+    assert main(["dagger", "--out", str(tmp_path / "d2"), "--iterations", "0", "--teachers",
+                 f"long_cuboid={gaits['normal_cuboid']}", *tiny]) == 2
+    assert main(["dagger", "--out", str(tmp_path / "d3"), "--iterations", "0", "--teachers",
+                 f"normal_cuboid={tmp_path / 'nope.json'}", *tiny]) == 2
