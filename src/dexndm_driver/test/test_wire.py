@@ -93,9 +93,14 @@ def test_fast_sync_read_is_probed_and_plain_sync_read_is_the_fallback(bus, io):
     dyn.connect()
     assert dyn.fast is True
     bus.faults.fast_sync_read = False
+    before = len(bus.log)
     slow = DynamixelHand(io)
     slow.connect()
     assert slow.fast is False
+    # The probe sent three fast sync reads that nobody answered; the emulator may log the last one after the
+    # client has timed out on it, so wait for all three before counting what the next read sends.
+    probes = lambda: [e for e in bus.events(before) if e.instruction == "fast_sync_read"]  # noqa: E731
+    assert wait_for(lambda: len(probes()) == 3), probes()
     start = len(bus.log)
     q = slow.read().q
     assert [e.instruction for e in bus.events(start)] == ["sync_read"]
