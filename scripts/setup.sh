@@ -79,6 +79,9 @@ EOF
 say "colcon build"
 # shellcheck disable=SC1091
 set +u; . "$ROOT/env.sh"; set -u
+# --symlink-install leaves links in build/ to files that a later checkout deleted (e.g. a retired model);
+# setup.py's globs would pick them up and the build would fail, so drop dangling links first.
+[ -d "$ROOT/build" ] && find "$ROOT/build" -xtype l -delete
 colcon build --symlink-install --event-handlers console_cohesion- summary+ 2>&1 | grep -vE "doesn't contain any 'local_setup|^\[[0-9.]+s\] WARNING" || { echo "setup.sh: colcon build failed (see log/latest_build)" >&2; exit 1; }
 [ -f "$ROOT/install/local_setup.bash" ] || { echo "setup.sh: colcon build produced no install/ (see log/latest_build)" >&2; exit 1; }
 say "done: source env.sh, then run e.g. 'dexndm selfcheck'"
