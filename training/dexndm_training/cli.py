@@ -56,10 +56,10 @@ def _policy(spec: str, env=None):
                                 "model_*.pt checkpoints (dexndm-train ppo)")
     if path.suffix == ".onnx":
         return rollout.OnnxPolicy(path)
-    if path.suffix == ".json" or (path / "gait.json").is_file():
-        from dexndm_training.gait import Gait, GaitPolicy
+    from dexndm_training.gait import Gait, GaitPolicy, gait_file
 
-        return GaitPolicy(Gait.load(path if path.suffix == ".json" else path / "gait.json"))
+    if gait_file(path) is not None:
+        return GaitPolicy(Gait.load(gait_file(path)))
     if path.suffix == ".pt" and "model_" not in path.name:
         from dexndm_training.bc import load_generalist
 

@@ -60,15 +60,18 @@ class DaggerConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def teacher_for(self, object_set: str) -> str:
-        """The network teacher of one object set ("" for the MPC planner)."""
+    def teacher_by_object(self) -> dict[str, str]:
+        """The network teacher of each object set ("" for the MPC planner): its `teachers` entry, else teacher_run."""
+        named = {}
         for entry in self.teachers:
             name, sep, path = entry.partition("=")
             if not sep or not name or not path:
                 raise ValueError(f"--teachers takes OBJECT=PATH entries, got {entry!r}")
-            if name == object_set:
-                return path
-        return self.teacher_run
+            named[name] = path
+        unknown = sorted(set(named) - set(self.objects))
+        if unknown:
+            raise ValueError(f"--teachers names {unknown}, not among --objects {self.objects}")
+        return {obj: named.get(obj, self.teacher_run) for obj in self.objects}
 
     def beta_at(self, iteration: int) -> float:
         return max(self.beta_min, self.beta * self.beta_decay**iteration)
@@ -91,10 +94,7 @@ def run(cfg: DaggerConfig, teacher: mpc.MPCConfig, out, iterations: int, initial
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     first = student_path(out, 0)
-    teachers = {obj: cfg.teacher_for(obj) for obj in cfg.objects}
-    unknown = [e.partition("=")[0] for e in cfg.teachers if e.partition("=")[0] not in cfg.objects]
-    if unknown:
-        raise ValueError(f"--teachers names {unknown}, not among --objects {cfg.objects}")
+    teachers = cfg.teacher_by_object()
     for obj, path in teachers.items():
         if path and not Path(path).exists():
             raise FileNotFoundError(f"teacher {path} of {obj} not found: a dexndm-train ppo --run-dir or a gait.json")

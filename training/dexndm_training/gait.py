@@ -108,6 +108,14 @@ def gait_delta(params: np.ndarray, base: np.ndarray, step: np.ndarray, previous_
     return delta_toward(gait_targets(params, base, step, dt, ramp_steps), previous_target)
 
 
+def gait_file(spec: str | os.PathLike) -> Path | None:
+    """The gait file a policy spec names (a gait.json, or a directory holding one), or None if it names none."""
+    path = Path(spec)
+    if path.suffix == ".json":
+        return path
+    return path / "gait.json" if (path / "gait.json").is_file() else None
+
+
 class GaitPolicy:
     """A gait (or one gait vector per world) as a policy callable for `rollout`/`collect`/`evaluate`.
 

@@ -23,7 +23,6 @@ between physics steps. Worlds with servo (target) physics are refused: their law
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -301,11 +300,10 @@ class NetworkTeacher:
     (a gait.json or its directory: at each state the gait's delta toward its target from the current one)."""
 
     def __init__(self, run_dir, env):
-        path = Path(run_dir)
-        if path.suffix == ".json" or (path / "gait.json").is_file():
-            from dexndm_training.gait import Gait, GaitPolicy
+        from dexndm_training.gait import Gait, GaitPolicy, gait_file
 
-            self.actor = GaitPolicy(Gait.load(path if path.suffix == ".json" else path / "gait.json"))
+        if gait_file(run_dir) is not None:
+            self.actor = GaitPolicy(Gait.load(gait_file(run_dir)))
             self.actor.bind(env)
             return
         from dexndm_training import ppo
