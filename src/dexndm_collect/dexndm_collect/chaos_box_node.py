@@ -44,6 +44,7 @@ PARAMETERS = tuple(Param(name, collector.DEFAULTS[name], text) for name, text in
     ("reset_steps", "ticks of the linear move to an episode's first target"),
     ("settle_steps", "ticks holding the first target before the episode starts"),
     ("state_timeout", "s without a joint state before the run stops with a driver fault (steady clock)"),
+    ("bus_retries", "episodes per run redone after a bus error (lost reads, lost port) before the run stops"),
     ("min_free_mb", "stop before an episode when less disk space is free (MB)"),
 )) + (
     Param("start_on_launch", False, "start a run from these parameters at once (unattended)"),
@@ -120,9 +121,10 @@ class ChaosBoxNode(Node):
 
     def on_diagnostics(self, raw):
         self._record(ros.DIAGNOSTICS, raw)
-        errors = [s for s in deserialize_message(raw, DiagnosticArray).status if s.level == DiagnosticStatus.ERROR]
-        if errors and self.run is not None and self.run.started:  # the driver is up: an error now is a fault
-            self.run.fail("driver fault: " + "; ".join(f"{s.name}: {s.message}" for s in errors))
+        errors = [(s.name, s.message) for s in deserialize_message(raw, DiagnosticArray).status
+                  if s.level == DiagnosticStatus.ERROR]
+        if errors and self.run is not None:
+            self.run.on_driver_errors(errors)
 
     def on_tick(self):
         if self.run is None:

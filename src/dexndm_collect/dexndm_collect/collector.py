@@ -11,8 +11,11 @@ state's stamp). A run alternates two phases until the output directory holds `ep
   from before the episode: the baseline of the driver's refused/timed-out command counters.
 
 `episodes` counts the episodes the output directory should hold, so rerunning the same command after a
-crash finishes the collection. A fault (no state for `state_timeout` s, a driver diagnostics error, a full
-disk) aborts the open episode (its partial file is dropped), publishes ABORT and stops with the reason.
+crash finishes the collection. A fault (no state for `state_timeout` s, a servo's hardware error on the
+driver's diagnostics, a full disk) aborts the open episode (its partial file is dropped), publishes ABORT and
+stops with the reason. A bus error (lost reads, a lost port: the driver's own status) is transient: the open
+episode is aborted the same way and redone after a fresh reset, up to `bus_retries` times per run; the run
+stops only when the retries are spent or the states stop for `state_timeout` s.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from dexndm_collect.sources import ReplaySource
 from dexndm_description.interfaces import DIAGNOSTICS as DIAGNOSTICS_TOPIC
 
 START, END, ABORT = 0, 1, 2  # dexndm_msgs/EpisodeEvent
+BUS_STATUS = "hand_driver: bus"  # the driver's diagnostics status of the link to the servos
 
 
 class Outputs(Protocol):
@@ -54,11 +58,12 @@ class CollectionRun:
 
     def __init__(self, writer: bag.EpisodeBagWriter, source: ReplaySource, episodes: int, outputs: Outputs,
                  wrist_label: str = "", reset_steps: int = 20, settle_steps: int = 10, state_timeout: float = 5.0,
-                 clock=time.monotonic, wall_ns=time.time_ns, on_progress=None):
+                 bus_retries: int = 3, clock=time.monotonic, wall_ns=time.time_ns, on_progress=None):
         self.writer, self.source, self.outputs = writer, source, outputs
         self.episodes_total, self.wrist_label = int(episodes), wrist_label
         self.steps, self.reset_steps, self.settle_steps = source.steps, max(1, reset_steps), max(0, settle_steps)
         self.state_timeout, self.clock, self.wall_ns = state_timeout, clock, wall_ns
+        self.bus_retries, self.redone = max(0, int(bus_retries)), 0
         self.on_progress = on_progress or (lambda progress: None)
         report = writer.open()
         self.discarded = report.discarded
@@ -130,6 +135,27 @@ class CollectionRun:
             self.fail(f"driver fault: no joint state for {silent:.1f} s (state_timeout {self.state_timeout} s); "
                       f"check the hand driver, then rerun on the same output to resume")
 
+    def on_driver_errors(self, errors: list[tuple[str, str]]) -> None:
+        """ERROR-level diagnostics statuses (name, message). Before the first state they are ignored (a driver
+        may report "not connected" while it starts). A servo's error stops the run: overload or overheating
+        needs a person. Bus errors only: the open episode is dropped and redone after a fresh reset (up to
+        `bus_retries` per run); between episodes the reset starts over, which loses nothing."""
+        if self.done or not self.started or not errors:
+            return
+        reason = "driver fault: " + "; ".join(f"{name}: {message}" for name, message in errors)
+        if any(name != BUS_STATUS for name, _ in errors):
+            self.fail(reason)
+        elif self.writer.episode_open:
+            if self.redone >= self.bus_retries:
+                self.fail(f"{reason} (bus_retries {self.bus_retries} spent; check the cable and the power supply)")
+                return
+            self.redone += 1
+            self.outputs.event(ABORT, self.index, self._k, reason)
+            self.writer.abort_episode(f"{reason}; redone")
+            self._phase, self._targets, self._k = "reset", None, 0
+        elif self._phase == "reset":
+            self._targets, self._k = None, 0
+
     def fail(self, reason: str, publish: bool = True) -> None:
         """Stop the run: abort the open episode (dropped from the bag; ABORT published unless `publish` is false)."""
         if self.done:
@@ -190,14 +216,14 @@ class CollectionRun:
         """The app's last line: key=value pairs."""
         p = self.progress()
         return (f"episodes={self.completed} transitions={self.transitions} bag={self.writer.out.resolve()} "
-                f"new_episodes={self.new_episodes} discarded={len(self.discarded)} "
+                f"new_episodes={self.new_episodes} discarded={len(self.discarded)} redone={self.redone} "
                 f"episodes_per_min={p.episodes_per_minute:.2f} ok={0 if self.failure else 1}")
 
 
 #: Run settings and defaults (the chaos_box node's parameters).
 DEFAULTS = dict(output_dir="", episodes=1, source="sine", source_path="", noise_sigma=0.01, noise_probability=0.5,
                 wrist="palm_down", seed=0, steps=400, reset_steps=20, settle_steps=10, state_timeout=5.0,
-                min_free_mb=200.0)
+                bus_retries=3, min_free_mb=200.0)
 
 
 def with_goal(cfg: dict, episodes: int, source: str, source_path: str, wrist: str, seed: int,
@@ -220,4 +246,5 @@ def make_run(cfg: dict, outputs: Outputs, on_progress=None) -> CollectionRun:
     writer = bag.EpisodeBagWriter(cfg["output_dir"], min_free_mb=float(cfg["min_free_mb"]))
     return CollectionRun(writer, source, int(cfg["episodes"]), outputs, wrist_label=cfg["wrist"],
                          reset_steps=int(cfg["reset_steps"]), settle_steps=int(cfg["settle_steps"]),
-                         state_timeout=float(cfg["state_timeout"]), on_progress=on_progress)
+                         state_timeout=float(cfg["state_timeout"]), bus_retries=int(cfg["bus_retries"]),
+                         on_progress=on_progress)

@@ -85,6 +85,31 @@ def test_servo_hardware_error_on_the_bus_stops_the_run(tmp_path):
     assert len(checks) >= 1 and all(c.ok for c in checks)
 
 
+def test_lost_bus_replies_redo_the_open_episode_and_the_run_finishes(tmp_path):
+    """The servos stop answering for a while (the driver reports a bus ERROR): the open episode is dropped
+    and redone, and the run still ends with every episode whole."""
+    out = tmp_path / "bag"
+    with EmulatedBus(FirstOrderMotors(), link=str(tmp_path / "ttyDXL")) as bus:
+        with hand_driver_process(backend="dynamixel", port=bus.port, wrist="palm_down"):
+            collector = subprocess.Popen(unattended(out, "episodes:=3", "steps:=40"),
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            wait_for_partial(out, 1)
+            bus.faults.missing_ids = set(range(16))  # no servo answers: every read fails
+            deadline = time.monotonic() + 30
+            manifest = out / "collection.json"
+            while time.monotonic() < deadline and "redone" not in (manifest.read_text() if manifest.exists() else ""):
+                time.sleep(0.05)
+            bus.faults.missing_ids = set()
+            stdout, stderr = collector.communicate(timeout=120)
+    assert collector.returncode == 0, stderr[-3000:]
+    summary = last_line(stdout)
+    assert summary["ok"] == "1" and summary["episodes"] == "3" and int(summary["redone"]) >= 1
+    checks = verify.check_collection(out)
+    assert [c.index for c in checks] == [0, 1, 2] and all(c.ok for c in checks)
+    discarded = json.loads((out / "collection.json").read_text())["discarded"]
+    assert discarded and all("hand_driver: bus" in d["reason"] and d["reason"].endswith("; redone") for d in discarded)
+
+
 @pytest.fixture(scope="class")
 def sim_driver():
     """One sim hand_driver (lockstep, sim time) for the tests of a class, which run one after the other,

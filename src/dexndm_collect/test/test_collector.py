@@ -1,4 +1,6 @@
 """The replay-and-log loop without ROS: lockstep answers, reset phase, episode files, faults."""
+import json
+
 import numpy as np
 import pytest
 
@@ -49,13 +51,13 @@ class Clock:
         return self.t
 
 
-def drive(run, out, ticks, q0=hand.OPEN_POSE):
-    """A perfect lockstep hand: q_{t+1} = the target answering q_t."""
+def drive(run, out, ticks, q0=hand.OPEN_POSE, first_tick=0):
+    """A perfect lockstep hand: q_{t+1} = the target answering q_t (stamps from tick first_tick + 1 on)."""
     q = np.array(q0, dtype=float)
     for k in range(ticks):
         if run.done:
             return k
-        stamp = (k + 1) * 50_000_000
+        stamp = (first_tick + k + 1) * 50_000_000
         n = len(out.commands)
         run.on_state(q, stamp, out.state(q, stamp))
         if run.done:  # the state after the last episode (or a fault) gets no answer
@@ -141,3 +143,65 @@ def test_a_restarted_driver_stops_the_run(tmp_path, store):
     q = hand.OPEN_POSE
     run.on_state(q, 50_000_000, out.state(q, 50_000_000))  # sim time starts again
     assert run.done and "driver restarted" in run.failure and out.events[-1][0] == ABORT
+
+
+BUS = [("hand_driver: bus", "5 reads failed in a row: [TxRxResult] There is no status packet!")]
+
+
+def test_a_bus_error_redoes_the_open_episode_and_loses_nothing(tmp_path, store):
+    out = Outputs(store)
+    src = ReplaySource("sine", steps=30, seed=4)
+    run = CollectionRun(bag.EpisodeBagWriter(tmp_path / "c", min_free_mb=0, typestore=store), src, 2, out,
+                        reset_steps=2, settle_steps=0)
+    run.on_driver_errors(BUS)  # before the first state: a driver starting up, ignored
+    drive(run, out, 45)  # episode 0 done (ticks 3-33), episode 1 open since tick 35
+    assert run.writer.episode_open and run.index == 1
+    run.on_driver_errors(BUS)
+    assert not run.done and not run.writer.episode_open and run.redone == 1
+    assert out.events[-1] == (ABORT, 1, 11)
+    drive(run, out, 100, q0=out.commands[-1][0], first_tick=45)
+    assert run.done and not run.failure and run.completed == 2
+    assert [e for e in out.events if e[0] == START] == [(START, 0, 0), (START, 1, 0), (START, 1, 0)]
+    np.testing.assert_allclose([c[0] for c in out.commands[-30:]], src.episode(1))  # the same episode, whole
+    checks = verify.check_collection(tmp_path / "c")
+    assert [(c.index, c.states, c.ok) for c in checks] == [(0, 31, True), (1, 31, True)]
+    discarded = json.loads((tmp_path / "c" / bag.MANIFEST).read_text())["discarded"]
+    assert [d["name"] for d in discarded] == ["episode_000001"] and discarded[0]["reason"].endswith("; redone")
+    assert "redone=1" in run.summary() and "ok=1" in run.summary()
+
+
+def test_bus_errors_between_episodes_restart_the_reset(tmp_path, store):
+    out = Outputs(store)
+    src = ReplaySource("sine", steps=10, seed=5)
+    run = CollectionRun(bag.EpisodeBagWriter(tmp_path / "c", min_free_mb=0, typestore=store), src, 1, out,
+                        reset_steps=4, settle_steps=0)
+    drive(run, out, 3)  # inside the reset
+    run.on_driver_errors(BUS)
+    assert run.redone == 0 and not run.done
+    q = out.commands[-1][0]
+    drive(run, out, 1, q0=q, first_tick=3)
+    np.testing.assert_allclose(out.commands[-1][0], 0.75 * q + 0.25 * src.episode(0)[0])  # a fresh ramp from q
+    drive(run, out, 50, q0=out.commands[-1][0], first_tick=4)
+    assert run.done and not run.failure and run.completed == 1
+
+
+def test_bus_errors_past_the_retries_stop_the_run(tmp_path, store):
+    out = Outputs(store)
+    run = CollectionRun(bag.EpisodeBagWriter(tmp_path / "c", min_free_mb=0, typestore=store),
+                        ReplaySource("sine", steps=30), 1, out, reset_steps=1, settle_steps=0, bus_retries=2)
+    tick = 0
+    for _ in range(3):
+        tick += drive(run, out, 10, q0=out.commands[-1][0] if out.commands else hand.OPEN_POSE, first_tick=tick)
+        run.on_driver_errors(BUS)
+    assert run.done and "bus_retries 2 spent" in run.failure and run.redone == 2
+    assert [e[0] for e in out.events].count(ABORT) == 3 and bag.episode_files(tmp_path / "c") == []
+
+
+def test_a_servo_hardware_error_stops_the_run_at_once(tmp_path, store):
+    out = Outputs(store)
+    run = CollectionRun(bag.EpisodeBagWriter(tmp_path / "c", min_free_mb=0, typestore=store),
+                        ReplaySource("sine", steps=30), 1, out, reset_steps=1, settle_steps=0)
+    drive(run, out, 10)
+    run.on_driver_errors(BUS + [("hand_driver: servo 3 if_dip", "hardware error: overload")])
+    assert run.done and run.redone == 0 and "servo 3 if_dip: hardware error: overload" in run.failure
+    assert out.events[-1][0] == ABORT
