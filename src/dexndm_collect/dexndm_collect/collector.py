@@ -145,26 +145,27 @@ class CollectionRun:
         reason = "driver fault: " + "; ".join(f"{name}: {message}" for name, message in errors)
         if any(name != BUS_STATUS for name, _ in errors):
             self.fail(reason)
-        elif self.writer.episode_open:
-            if self.redone >= self.bus_retries:
-                self.fail(f"{reason} (bus_retries {self.bus_retries} spent; check the cable and the power supply)")
-                return
-            self.redone += 1
-            self.outputs.event(ABORT, self.index, self._k, reason)
-            self.writer.abort_episode(f"{reason}; redone")
-            self._phase, self._targets, self._k = "reset", None, 0
-        elif self._phase == "reset":
-            self._targets, self._k = None, 0
+        elif self.writer.episode_open and self.redone >= self.bus_retries:
+            self.fail(f"{reason} (bus_retries {self.bus_retries} spent; check the cable and the power supply)")
+        else:  # the reset starts again from where the hand is; an open episode is dropped, to be redone
+            if self.writer.episode_open:
+                self.redone += 1
+                self._abort_open_episode(reason, record=f"{reason}; redone")
+            self._restart_reset()
 
     def fail(self, reason: str, publish: bool = True) -> None:
         """Stop the run: abort the open episode (dropped from the bag; ABORT published unless `publish` is false)."""
         if self.done:
             return
         if self.writer.episode_open:
-            if publish:
-                self.outputs.event(ABORT, self.index, self._k, reason)
-            self.writer.abort_episode(reason)
+            self._abort_open_episode(reason, publish=publish)
         self.failure, self.done = reason, True
+
+    def _abort_open_episode(self, reason: str, publish: bool = True, record: str | None = None) -> None:
+        """Publish ABORT (unless not `publish`) and drop the open episode, its reason `record` in the manifest."""
+        if publish:
+            self.outputs.event(ABORT, self.index, self._k, reason)
+        self.writer.abort_episode(reason if record is None else record)
 
     # ---- phases ---------------------------------------------------------------------------------
     def _reset_step(self, q: np.ndarray, stamp_ns: int, raw: bytes) -> None:
@@ -193,9 +194,13 @@ class CollectionRun:
         self.completed += 1
         self.new_episodes += 1
         self.index += 1
-        self._phase, self._targets, self._k = "reset", None, 0
+        self._restart_reset()
         self.done = self.completed >= self.episodes_total
         self.on_progress(self.progress())
+
+    def _restart_reset(self) -> None:
+        """Back to the reset phase: the next state starts the move to episode `index`'s first target."""
+        self._phase, self._targets, self._k = "reset", None, 0
 
     def _send(self, target: np.ndarray, stamp_ns: int, record: bool = True) -> None:
         data = self.outputs.command(target, stamp_ns)

@@ -1,5 +1,6 @@
 """The chaos_box node over real DDS against the real hand_driver (sim Chaos Box, or the emulated bus)."""
 import collections
+import contextlib
 import json
 import signal
 import subprocess
@@ -69,16 +70,23 @@ def test_silent_driver_stops_the_run_and_drops_the_partial_episode(tmp_path):
     assert "no joint state" in manifest["discarded"][0]["reason"]
 
 
-def test_servo_hardware_error_on_the_bus_stops_the_run(tmp_path):
-    """hand_driver on the real dynamixel backend, the bus emulated on a pty in this process."""
-    out = tmp_path / "bag"
+@contextlib.contextmanager
+def collecting_on_emulated_bus(tmp_path, *params):
+    """hand_driver on the real dynamixel backend, the bus emulated on a pty in this process, and an unattended
+    collector into tmp_path/bag; yields (bus, collector) once episode 1 is being recorded."""
     with EmulatedBus(FirstOrderMotors(), link=str(tmp_path / "ttyDXL")) as bus:
         with hand_driver_process(backend="dynamixel", port=bus.port, wrist="palm_down"):
-            collector = subprocess.Popen(unattended(out, "episodes:=5", "steps:=20"),
+            collector = subprocess.Popen(unattended(tmp_path / "bag", *params),
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            wait_for_partial(out, 1)
-            bus.inject_hardware_error(3, 0x20)  # overload
-            stdout, stderr = collector.communicate(timeout=60)
+            wait_for_partial(tmp_path / "bag", 1)
+            yield bus, collector
+
+
+def test_servo_hardware_error_on_the_bus_stops_the_run(tmp_path):
+    out = tmp_path / "bag"
+    with collecting_on_emulated_bus(tmp_path, "episodes:=5", "steps:=20") as (bus, collector):
+        bus.inject_hardware_error(3, 0x20)  # overload
+        stdout, stderr = collector.communicate(timeout=60)
     assert collector.returncode == 1
     assert "collection stopped: driver fault: hand_driver: servo 3" in stderr
     checks = verify.check_collection(out)
@@ -89,18 +97,14 @@ def test_lost_bus_replies_redo_the_open_episode_and_the_run_finishes(tmp_path):
     """The servos stop answering for a while (the driver reports a bus ERROR): the open episode is dropped
     and redone, and the run still ends with every episode whole."""
     out = tmp_path / "bag"
-    with EmulatedBus(FirstOrderMotors(), link=str(tmp_path / "ttyDXL")) as bus:
-        with hand_driver_process(backend="dynamixel", port=bus.port, wrist="palm_down"):
-            collector = subprocess.Popen(unattended(out, "episodes:=3", "steps:=40"),
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            wait_for_partial(out, 1)
-            bus.faults.missing_ids = set(range(16))  # no servo answers: every read fails
-            deadline = time.monotonic() + 30
-            manifest = out / "collection.json"
-            while time.monotonic() < deadline and "redone" not in (manifest.read_text() if manifest.exists() else ""):
-                time.sleep(0.05)
-            bus.faults.missing_ids = set()
-            stdout, stderr = collector.communicate(timeout=120)
+    with collecting_on_emulated_bus(tmp_path, "episodes:=3", "steps:=40") as (bus, collector):
+        bus.faults.missing_ids = set(range(16))  # no servo answers: every read fails
+        deadline = time.monotonic() + 30
+        manifest = out / "collection.json"
+        while time.monotonic() < deadline and "redone" not in (manifest.read_text() if manifest.exists() else ""):
+            time.sleep(0.05)
+        bus.faults.missing_ids = set()
+        stdout, stderr = collector.communicate(timeout=120)
     assert collector.returncode == 0, stderr[-3000:]
     summary = last_line(stdout)
     assert summary["ok"] == "1" and summary["episodes"] == "3" and int(summary["redone"]) >= 1
