@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rsl_rl.algorithms import PPO as _RslPPO
 from rsl_rl.models import MLPModel as _RslMLPModel
+from rsl_rl.modules.normalization import EmpiricalNormalization
 from rsl_rl.runners import OnPolicyRunner
 
 from dexndm_description import hand
@@ -69,12 +71,33 @@ SPECIALISTS: dict[str, EnvConfig] = {
 }
 
 
+class FusedNormalization(EmpiricalNormalization):
+    """rsl_rl's observation normalizer, applied as one fused multiply-add, `x / (std + eps) - mean / (std + eps)`.
+
+    rsl_rl's `(x - mean) / (std + eps)` broadcasts a subtraction and a division over the batch; on one torch thread
+    (collection) that took 1.6 ms for 1024 x 501 on this CPU, `torch.addcmul` 0.07 ms. Same buffers, so
+    checkpoints load either way."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = 1.0 / (self._std + self.eps)
+        return torch.addcmul(-self._mean * scale, x, scale)
+
+
 class MLPModel(_RslMLPModel):
-    """rsl_rl's MLPModel with a cheaper observation-normalizer update.
+    """rsl_rl's MLPModel with a cheaper observation normalizer (`FusedNormalization`) and normalizer update.
 
     rsl_rl updates the normalizer from the whole batch (16 k x 500 numbers at 1024 worlds) with `torch.var`,
     whose one-pass algorithm is memory-bound on this CPU: 34 ms for 16 k x 300 on one thread against 14 ms for
-    the two-pass mean of squared deviations, the same statistic. The running update is rsl_rl's own formula."""
+    the two-pass mean of squared deviations, the same statistic. Taken per observation group and joined, it
+    skips a copy of the whole batch: 9.6 ms against 27.9 for 16 k x 501 on two threads. The running update is
+    rsl_rl's own formula."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.obs_normalization:
+            fused = FusedNormalization(self.obs_dim, eps=self.obs_normalizer.eps, until=self.obs_normalizer.until)
+            fused.load_state_dict(self.obs_normalizer.state_dict())
+            self.obs_normalizer = fused
 
     @torch.no_grad()
     def update_normalization(self, obs) -> None:
@@ -83,15 +106,50 @@ class MLPModel(_RslMLPModel):
             return super().update_normalization(obs)
         if norm is None or not norm.training or (norm.until is not None and norm.count >= norm.until):
             return
-        x = torch.cat([obs[group] for group in self.obs_groups], dim=-1)
-        mean_x = x.mean(dim=0, keepdim=True)
-        var_x = (x - mean_x).square_().mean(dim=0, keepdim=True)
-        norm.count += x.shape[0]
-        rate = x.shape[0] / norm.count
+        # per group, then joined: concatenating the groups first (16 k x 500) costs twice the statistics
+        means = [obs[group].mean(dim=0, keepdim=True) for group in self.obs_groups]
+        mean_x = torch.cat(means, dim=-1)
+        var_x = torch.cat([(obs[g] - m).square_().mean(dim=0, keepdim=True) for g, m in zip(self.obs_groups, means)], dim=-1)
+        rows = obs[self.obs_groups[0]].shape[0]
+        norm.count += rows
+        rate = rows / norm.count
         delta_mean = mean_x - norm._mean
         norm._mean += rate * delta_mean
         norm._var += rate * (var_x - norm._var + delta_mean * (mean_x - norm._mean))
         norm._std = torch.sqrt(norm._var)
+
+
+class DeferredValuePPO(_RslPPO):
+    """rsl_rl's PPO with the critic run once per rollout instead of once per control step.
+
+    During collection the critic only feeds GAE, and its weights and normalizer do not change until the update,
+    so its values for all of a rollout's observations are the ones per-step calls would give. One batched call
+    replaces `num_steps_per_env` small ones (about 2 % of an iteration at 1024 worlds); the time-out
+    bootstrap (reward + gamma V(s) when an episode hits its step limit) is added once the values are known."""
+
+    def act(self, obs):
+        """rsl_rl's act without the critic: actions, their log-probabilities and the observations."""
+        self.transition.hidden_states = (self.actor.get_hidden_state(), self.critic.get_hidden_state())
+        self.transition.actions = self.actor(obs, stochastic_output=True).detach()
+        self.transition.values = torch.zeros(self.storage.num_envs, 1, device=self.device)  # filled in compute_returns
+        self.transition.actions_log_prob = self.actor.get_output_log_prob(self.transition.actions).detach()
+        self.transition.distribution_params = tuple(p.detach() for p in self.actor.output_distribution_params)
+        self.transition.observations = obs
+        return self.transition.actions
+
+    def process_env_step(self, obs, rewards, dones, extras) -> None:
+        if getattr(self, "_time_outs", None) is None or self._time_outs.shape != self.storage.rewards.shape:
+            self._time_outs = torch.zeros_like(self.storage.rewards)
+        time_outs = extras.get("time_outs")
+        self._time_outs[self.storage.step] = 0.0 if time_outs is None else time_outs.to(self.device).view(-1, 1).float()
+        super().process_env_step(obs, rewards, dones, {k: v for k, v in extras.items() if k != "time_outs"})
+
+    def compute_returns(self, obs) -> None:
+        st = self.storage
+        values = self.critic(st.observations.flatten(0, 1)).detach().view_as(st.values)
+        st.values.copy_(values)
+        st.rewards.add_(self.gamma * values * self._time_outs)
+        super().compute_returns(obs)
 
 
 def runner_config(cfg: PPOConfig) -> dict:
@@ -111,7 +169,7 @@ def runner_config(cfg: PPOConfig) -> dict:
         "actor": actor,
         "critic": model(cfg.critic_hidden),
         "algorithm": {
-            "class_name": "PPO", "num_learning_epochs": cfg.num_learning_epochs,
+            "class_name": "dexndm_training.ppo:DeferredValuePPO", "num_learning_epochs": cfg.num_learning_epochs,
             "num_mini_batches": cfg.num_mini_batches, "clip_param": cfg.clip_param, "gamma": cfg.gamma,
             "lam": cfg.lam, "value_loss_coef": 1.0, "entropy_coef": cfg.entropy_coef,
             "learning_rate": cfg.learning_rate, "max_grad_norm": cfg.max_grad_norm, "schedule": "adaptive",
@@ -194,21 +252,26 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     return max(found)[1] if found else None
 
 
+def _with_threads(method, threads: int):
+    """method, run with `threads` torch threads and the caller's count restored afterwards."""
+
+    def threaded(*args, **kwargs):
+        collection_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            torch.set_num_threads(collection_threads)
+
+    return threaded
+
+
 def make_runner(env: RotationEnv, cfg: PPOConfig, run_dir: str | os.PathLike | None) -> SpecialistRunner:
     torch.manual_seed(cfg.seed)
     runner = SpecialistRunner(env, runner_config(cfg), log_dir=None if run_dir is None else str(run_dir), device=cfg.device)
     if cfg.update_threads > 0:  # the physics threads sit idle during the update: let torch use those cores
-        update = runner.alg.update
-
-        def threaded_update(*args, **kwargs):
-            collection_threads = torch.get_num_threads()
-            torch.set_num_threads(cfg.update_threads)
-            try:
-                return update(*args, **kwargs)
-            finally:
-                torch.set_num_threads(collection_threads)
-
-        runner.alg.update = threaded_update
+        for name in ("compute_returns", "update"):  # the batched critic pass and the PPO epochs
+            setattr(runner.alg, name, _with_threads(getattr(runner.alg, name), cfg.update_threads))
     return runner
 
 

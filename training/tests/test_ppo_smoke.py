@@ -85,3 +85,38 @@ def test_the_normalizer_update_matches_rsl_rl_over_several_batches():
     assert int(a.count) == int(b.count) == 512 + 64 + 2048
     assert torch.allclose(a._mean, b._mean, atol=1e-5) and torch.allclose(a._std, b._std, rtol=1e-4)
     assert not torch.allclose(a._std, torch.ones_like(a._std), atol=0.1)  # it did learn the statistics
+    x = torch.cat([batches[1]["policy"], batches[1]["privileged"]], dim=-1)  # the fused normalization
+    assert isinstance(a, ppo.FusedNormalization) and torch.allclose(a(x), b(x), atol=1e-5)
+
+
+def test_values_batched_after_the_rollout_match_rsl_rl_per_step():
+    """DeferredValuePPO runs the critic once per rollout; GAE targets must equal rsl_rl's per-step values,
+    time-out bootstraps included (episodes of 6 steps end inside the 16-step rollout)."""
+    from rsl_rl.algorithms import PPO as RslPPO
+
+    storages = []
+    for algorithm in ("dexndm_training.ppo:DeferredValuePPO", "PPO"):
+        torch.set_num_threads(1)
+        env = RotationEnv(EnvConfig(num_envs=4, episode_steps=6, grasp_candidates=8, threads=1, seed=5))
+        cfg = ppo.runner_config(ppo.PPOConfig(num_steps_per_env=16))
+        cfg["algorithm"]["class_name"] = algorithm
+        torch.manual_seed(0)
+        runner = ppo.SpecialistRunner(env, cfg, log_dir=None, device="cpu")
+        alg = runner.alg
+        obs = env.get_observations()
+        time_outs = 0
+        with torch.inference_mode():
+            for _ in range(16):
+                obs, rewards, dones, extras = env.step(alg.act(obs))
+                time_outs += int(extras["time_outs"].sum())
+                alg.process_env_step(obs, rewards, dones, extras)
+            alg.compute_returns(obs)
+        env.close()
+        assert isinstance(alg, ppo.DeferredValuePPO) == (algorithm != "PPO") and isinstance(alg, RslPPO)
+        storages.append({k: getattr(alg.storage, k).clone() for k in ("actions", "values", "rewards", "returns", "advantages")})
+    ours, theirs = storages
+    assert time_outs > 0
+    assert torch.equal(ours["actions"], theirs["actions"])  # the same episodes
+    assert not torch.equal(theirs["values"], torch.zeros_like(theirs["values"]))
+    for key in ("values", "rewards", "returns", "advantages"):
+        assert torch.allclose(ours[key], theirs[key], atol=1e-5), key
