@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--" + f.name.replace("_", "-"), type=int, default=default)
         if f.name in ("actor_hidden", "critic_hidden"):
             p.add_argument("--" + f.name.replace("_", "-"), type=int, nargs="+", default=getattr(defaults, f.name))
+    p.add_argument("--update-bf16", action="store_true", help="the update's matrix products in bfloat16")
     p.add_argument("--cold-cache", action="store_true",
                    help="start with empty per-world reset caches (a run's first minutes: resets close on grasps)")
     args = p.parse_args(argv)
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         env.reset()
     cfg = PPOConfig(num_steps_per_env=args.steps_per_env, num_learning_epochs=args.num_learning_epochs,
                     num_mini_batches=args.num_mini_batches, update_threads=args.update_threads,
+                    update_bf16=args.update_bf16,
                     actor_hidden=list(args.actor_hidden),
                     critic_hidden=list(args.critic_hidden))
     pool = mj_rollout.Rollout(nthread=args.threads if args.threads > 1 else 0)

@@ -55,6 +55,8 @@ class PPOConfig:
     max_grad_norm: float = 1.0
     device: str = "cpu"  # network device: cpu, cuda, cuda:N (the physics always runs on CPU cores)
     update_threads: int = 0  # torch threads for the PPO update only (0: leave as set); collection keeps its own
+    #: the PPO update's matrix products in bfloat16 (torch.autocast; weights, optimizer and collection stay float32)
+    update_bf16: bool = False
     #: Fresh episodes the policy runs alone (deterministic, contract deltas) at every checkpoint, for the run's
     #: learning curve (curve.json: Rot, TTF, RotP vs env steps and wall time); 0 turns it off.
     eval_episodes: int = 16
@@ -272,6 +274,14 @@ def make_runner(env: RotationEnv, cfg: PPOConfig, run_dir: str | os.PathLike | N
     if cfg.update_threads > 0:  # the physics threads sit idle during the update: let torch use those cores
         for name in ("compute_returns", "update"):  # the batched critic pass and the PPO epochs
             setattr(runner.alg, name, _with_threads(getattr(runner.alg, name), cfg.update_threads))
+    if cfg.update_bf16:
+        update = runner.alg.update
+
+        def bf16_update(*args, **kwargs):
+            with torch.autocast(device_type=torch.device(cfg.device).type, dtype=torch.bfloat16):
+                return update(*args, **kwargs)
+
+        runner.alg.update = bf16_update
     return runner
 
 

@@ -120,3 +120,15 @@ def test_values_batched_after_the_rollout_match_rsl_rl_per_step():
     assert not torch.equal(theirs["values"], torch.zeros_like(theirs["values"]))
     for key in ("values", "rewards", "returns", "advantages"):
         assert torch.allclose(ours[key], theirs[key], atol=1e-5), key
+
+
+def test_a_bf16_update_runs_and_moves_the_float32_weights():
+    torch.set_num_threads(1)
+    env = RotationEnv(EnvConfig(num_envs=4, episode_steps=10, grasp_candidates=8, threads=1))
+    runner = ppo.make_runner(env, ppo.PPOConfig(num_steps_per_env=8, update_bf16=True), None)
+    before = [p.detach().clone() for p in runner.alg.actor.parameters()]
+    runner.learn(2)
+    env.close()
+    after = list(runner.alg.actor.parameters())
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))
