@@ -5,8 +5,9 @@
 The defaults are the configuration recommended for this 2-core machine (docs/TRAINING.md); the per-world
 reset caches are filled first (a long run's steady state; `--cold-cache` measures a run's first minutes).
 
-- physics limit: the env's own worlds stepped by `mujoco.rollout` on `--threads` threads, targets held
-  fixed, `steps-per-env` control ticks in one call (no Python between ticks) -- the fastest way this
+- physics limit: the env's own worlds on `--threads` threads, targets held fixed, `steps-per-env` control
+  ticks in one call (no Python between ticks), by `mujoco.rollout` on each world's own model and by the
+  env's shared-model stepper (one model with per-world fields), whichever is faster -- the fastest way this
   machine steps them;
 - PPO: whole training iterations of `dexndm-train ppo`'s runner (collection through the env, GAE and the
   PPO update), control steps per second of wall time.
@@ -33,7 +34,9 @@ from dexndm_training.ppo import PPOConfig, make_runner
 
 
 def physics_limit_seconds(env: RotationEnv, ticks: int, threads: int, pool: mj_rollout.Rollout) -> float:
-    """Seconds to roll every world of env `ticks` control ticks ahead with its current targets held."""
+    """Seconds to roll every world of env `ticks` control ticks ahead with its current targets held, the
+    faster of `mujoco.rollout` on the worlds' own models and, where the env steps them so, one call of the
+    shared-model stepper (`BatchedHandSim.shared_stepper`, states put back afterwards)."""
     sim = env.sim
     state = sim.physics_state()
     nstep = ticks * sim.config.substeps
@@ -43,7 +46,11 @@ def physics_limit_seconds(env: RotationEnv, ticks: int, threads: int, pool: mj_r
     sensors = np.empty((env.num_envs, nstep, sim.models[0].nsensordata))
     start = time.perf_counter()
     pool.rollout(sim.models, scratch, state, control, nstep=nstep, state=out, sensordata=sensors, skip_checks=True)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    shared = sim.shared_stepper
+    if shared is not None:
+        seconds = min(seconds, shared.hold_seconds(sim.targets, np.zeros(shared.xfrc.shape), nstep))
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:

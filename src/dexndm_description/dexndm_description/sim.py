@@ -18,10 +18,12 @@ so a world's trajectory does not depend on the others or on the number of thread
 from __future__ import annotations
 
 import copy
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import mujoco
 import numpy as np
+from mujoco import batch as mj_batch
 from mujoco import rollout as mj_rollout
 
 from dexndm_description import grasp_search, hand, mjcf, objects, scene as scenes, wrist as wrists
@@ -57,6 +59,109 @@ def _as_env_array(value, num_envs: int, width: int, what: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{what} holds NaN or inf; send finite values")
     return arr
+
+
+#: Model fields a world may change after it is built (object physics at every reset, gains and link masses in
+#: system identification, gravity while a grasp closes) and the constants mj_setConst derives from them: the
+#: shared-model stepper gives each world its own copy of these, plus any other field that differs between
+#: the worlds' models when it starts.
+PER_WORLD_FIELDS = (
+    "body_mass", "body_inertia", "body_ipos", "body_iquat", "body_subtreemass", "body_invweight0", "geom_friction",
+    "dof_M0", "dof_invweight0", "actuator_gainprm", "actuator_biasprm", "actuator_forcerange", "actuator_acc0",
+    "actuator_length0", "opt.gravity",
+)
+
+
+class _SharedModelStepper:
+    """Source-world control ticks as `mujoco.batch.Batch` calls on ONE model with per-world fields.
+
+    With a model per world (1024 x 245 kB), a call per control tick reloads every world's model into the caches
+    and cost 1.15-1.2 x one call over many ticks; on one shared model the per-tick calls ran as fast as that one
+    call (docs/TRAINING.md, "Where the time goes"). The batch keeps each world's integration state (warm start
+    included), so its ticks equal mj_step's on the world's own model exactly. The worlds' MjModel and MjData stay
+    the API: a world whose MjData were handed out since the last tick (resets, `datas`) has its state and its
+    per-world fields copied in before the next one."""
+
+    def __init__(self, models: list[mujoco.MjModel], threads: int):
+        m0 = models[0]
+        self.models = models
+        self.fields = [f for f in mj_batch.MODEL_FIELDS if self._varies(models, f) or f in PER_WORLD_FIELDS]
+        self.batch = mj_batch.Batch(m0, len(models), nthread=max(1, threads))
+        self.expanded = {f: self.batch.expand(f) for f in self.fields}
+        self.ctrl, self.xfrc = self.batch.bind("ctrl"), self.batch.bind("xfrc_applied")
+        self.qpos, self.qvel, self.time = self.batch.bind("qpos"), self.batch.bind("qvel"), self.batch.bind("time")
+        self.sensordata, self.actuator_force = self.batch.bind("sensordata"), self.batch.bind("actuator_force")
+        spec = mujoco.mjtState
+        # the FULLPHYSICS columns of an INTEGRATION state row (components are stored in bit order)
+        cols, start = [], 0
+        for bit in range(spec.mjNSTATE.value):
+            if not spec.mjSTATE_INTEGRATION.value & (1 << bit):
+                continue
+            size = mujoco.mj_stateSize(m0, 1 << bit)
+            if spec.mjSTATE_FULLPHYSICS.value & (1 << bit):
+                cols.extend(range(start, start + size))
+            start += size
+        self.full_columns = np.array(cols)
+
+    @staticmethod
+    def _varies(models, field: str) -> bool:
+        get = (lambda m: getattr(m.opt, field[4:])) if field.startswith("opt.") else (lambda m: getattr(m, field))
+        first = np.asarray(get(models[0]))
+        return any(not np.array_equal(np.asarray(get(m)), first) for m in models[1:])
+
+    @staticmethod
+    def compatible(models: list[mujoco.MjModel]) -> bool:
+        """Whether the worlds can share one model: the same sizes everywhere and no integer field (geom types,
+        mesh ids, ...) that differs, as for objects of one set that differ in size and physics only."""
+        m0 = models[0]
+        for field in mj_batch.MODEL_FIELDS:
+            if field.startswith("opt."):
+                continue
+            a = getattr(m0, field, None)
+            if not isinstance(a, np.ndarray):
+                continue
+            for m in models[1:]:
+                b = getattr(m, field)
+                if b.shape != a.shape or (a.dtype.kind in "iub" and not np.array_equal(a, b)):
+                    return False
+        return True
+
+    def load(self, ids: np.ndarray, datas: list[mujoco.MjData]) -> None:
+        """Worlds ids' per-world fields from their MjModel, the constants derived from them (mj_setConst: the
+        solver also reads model statistics such as the mean inertia) and their states from their MjData."""
+        if len(ids) == 0:
+            return
+        for i in ids:
+            m = self.models[i]
+            for f in self.fields:
+                self.expanded[f][i] = getattr(m.opt, f[4:]) if f.startswith("opt.") else getattr(m, f)
+            mujoco.mj_getState(m, datas[i], self.batch.state[i], mujoco.mjtState.mjSTATE_INTEGRATION)
+        self.batch.set_const(ids)
+
+    def store(self, i: int, data: mujoco.MjData) -> None:
+        """World i's state into `data`."""
+        mujoco.mj_setState(self.models[i], data, self.batch.state[i], mujoco.mjtState.mjSTATE_INTEGRATION)
+
+    def tick(self, targets: np.ndarray, xfrc: np.ndarray, substeps: int) -> None:
+        self.ctrl[:] = targets
+        self.xfrc[:] = xfrc
+        self.batch.step(nstep=substeps)
+
+    def hold_seconds(self, targets: np.ndarray, xfrc: np.ndarray, nstep: int) -> float:
+        """Seconds to step every world `nstep` physics steps in one call with targets and forces held; the
+        worlds' states are put back afterwards (a benchmark of the stepper, not a tick)."""
+        saved = self.batch.state.copy()
+        self.ctrl[:] = targets
+        self.xfrc[:] = xfrc
+        start = time.perf_counter()
+        self.batch.step(nstep=nstep)
+        seconds = time.perf_counter() - start
+        self.batch.state[:] = saved
+        return seconds
+
+    def full_state(self) -> np.ndarray:
+        """[N, nstate] every world's mjSTATE_FULLPHYSICS state."""
+        return self.batch.state[:, self.full_columns]
 
 
 class BatchedHandSim:
@@ -108,6 +213,10 @@ class BatchedHandSim:
         self._threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(self._threads) if self._threads > 1 and n > 1 else None
         self._rollout = None  # the source world's stepper (mujoco.rollout), made on first use
+        #: the shared-model stepper (_SharedModelStepper), made on first use; False where the worlds' models
+        #: differ in structure (then mujoco.rollout steps them)
+        self._shared: _SharedModelStepper | bool | None = None
+        self._reload = np.ones(n, dtype=bool)  # world's MjData were handed out since the shared stepper loaded them
         # After a rollout tick the truth is in _phys_state (and _datas lag until `datas` is read); applied
         # forces live in _xfrc so setting them each tick does not touch the MjData.
         self._phys_state: np.ndarray | None = None  # [N, nstate], valid where not _touched
@@ -160,6 +269,9 @@ class BatchedHandSim:
         if sorted(self._qadr) != list(range(hand.NUM_JOINTS)) or sorted(self._vadr) != list(range(hand.NUM_JOINTS)):
             raise RuntimeError("the hand's joints must be the first 16 of the model")
         self._tip_sites = np.array([m.site(s).id for s in mjcf.FINGERTIP_SITES])
+        self._tip_sensors = np.concatenate([np.arange(3) + m.sensor_adr[m.sensor(f"{s}_pos").id]
+                                            for s in mjcf.FINGERTIP_SITES])
+        self._act_ids = np.array([m.actuator(name).id for name in hand.JOINT_NAMES]) if m.nu else np.zeros(0, int)
         self._tip_geoms = np.array([m.geom(f"{b}_tip").id for b in mjcf.FINGERTIP_BODIES])
         self._spot_site = m.site("palm_centre").id
         self._has_object = self.object_set is not None
@@ -342,6 +454,7 @@ class BatchedHandSim:
         for i in ids:
             self._d(i).time = 0.0
             mujoco.mj_forward(self.models[i], self._d(i))
+        self._xfrc_dirty[ids] = True  # the applied force holds across a reset (mj_resetData cleared the MjData's)
         self._observe(ids)
 
     def save_states(self, env_ids=None) -> np.ndarray:
@@ -401,6 +514,12 @@ class BatchedHandSim:
         (rollout does not return it; trajectories match mj_step's to ~1e-10 rad over 40 ticks)."""
         n, substeps, nu = self.num_envs, self.config.substeps, hand.NUM_JOINTS
         m0 = self.models[0]
+        if self._shared is None:
+            compatible = n > 1 and _SharedModelStepper.compatible(self.models)
+            self._shared = _SharedModelStepper(self.models, self._threads) if compatible else False
+        if self._shared:
+            self._shared_tick()
+            return
         if self._rollout is None:
             self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
             self._control_spec = mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_XFRC_APPLIED
@@ -411,12 +530,10 @@ class BatchedHandSim:
             self._states_out = np.empty((n, substeps, nstate))
             self._sensors_out = np.empty((n, substeps, m0.nsensordata))
             self._rollout = mj_rollout.Rollout(nthread=threads)
-            act = np.array([m0.actuator(name).id for name in hand.JOINT_NAMES])
+            act = self._act_ids
             self._pd_kp = np.stack([m.actuator_gainprm[act, 0] for m in self.models])
             self._pd_kv = np.stack([-m.actuator_biasprm[act, 2] for m in self.models])
             self._pd_limit = np.stack([m.actuator_forcerange[act, 1] for m in self.models])
-            self._tip_sensors = np.concatenate([np.arange(3) + m0.sensor_adr[m0.sensor(f"{s}_pos").id]
-                                                for s in mjcf.FINGERTIP_SITES])
         start = self.physics_state()
         self._control_buf[:, :, :nu] = self._targets[:, None, :]  # targets and forces hold for the whole tick
         self._control_buf[:, :, nu:] = self._xfrc.reshape(n, 1, -1)
@@ -432,13 +549,33 @@ class BatchedHandSim:
         self._effort[:] = np.clip(self._pd_kp * (self._targets - q0) - self._pd_kv * qdot0, -self._pd_limit, self._pd_limit)
         self._phys_state[:] = final
         self._stale[:] = True
-        # observation: like _observe, fingertips from the sensors of the last step (as site_xpos after mj_step)
+        self._observe_state(final, self._sensors_out[:, -1])
+
+    def _shared_tick(self) -> None:
+        """One control tick of every source world on the shared-model stepper; the observation as in
+        _rollout_tick."""
+        st = self._shared
+        st.load(np.flatnonzero(self._reload), self._datas)
+        self._reload[:] = False
+        st.tick(self._targets, self._xfrc, self.config.substeps)
+        if self._phys_state is None:
+            self.physics_state()
+        self._phys_state[:] = st.full_state()
+        self._touched[:] = False
+        self._stale[:] = True
+        self._effort[:] = st.actuator_force[:, self._act_ids]
+        self._observe_state(self._phys_state, st.sensordata)
+
+    def _observe_state(self, final: np.ndarray, sensors: np.ndarray) -> None:
+        """The observation from every world's FULLPHYSICS state [N, nstate] and sensor outputs [N, nsensordata]
+        (fingertips from the sensors of the last physics step, as site_xpos after mj_step)."""
+        n, nq = self.num_envs, self.models[0].nq
         self._time[:] = final[:, 0]
         self._raw_qpos[:] = final[:, 1:1 + self._obs_nq]
         self._raw_qvel[:] = final[:, 1 + nq:1 + nq + self._obs_nv]
         self._q[:] = self._raw_qpos[:, self._qadr]
         self._qdot[:] = self._raw_qvel[:, self._vadr]
-        self._fingertips[:] = self._sensors_out[:, -1, self._tip_sensors].reshape(n, 4, 3)
+        self._fingertips[:] = sensors[:, self._tip_sensors].reshape(n, 4, 3)
         if self._has_object:
             a, v = self._obj_qadr, self._obj_vadr
             wxyz = self._raw_qpos[:, a + 3:a + 7]
@@ -451,13 +588,17 @@ class BatchedHandSim:
         """World i's MjData for code that reads or changes it: brought up to date with the last tick, and
         marked as the place the next tick reads that world's state from."""
         if self._stale[i]:
-            mujoco.mj_setState(self.models[i], self._datas[i], self._phys_state[i], mujoco.mjtState.mjSTATE_FULLPHYSICS)
+            if self._shared:  # its whole integration state, warm start included
+                self._shared.store(i, self._datas[i])
+            else:
+                mujoco.mj_setState(self.models[i], self._datas[i], self._phys_state[i], mujoco.mjtState.mjSTATE_FULLPHYSICS)
             mujoco.mj_kinematics(self.models[i], self._datas[i])
             self._stale[i] = False
         if self._xfrc_dirty[i]:
             self._datas[i].xfrc_applied[:] = self._xfrc[i]
             self._xfrc_dirty[i] = False
         self._touched[i] = True
+        self._reload[i] = True
         return self._datas[i]
 
     @property
@@ -465,6 +606,12 @@ class BatchedHandSim:
         """Each world's MjData, brought up to date with the last tick (kinematics included). Reading it
         hands the state to the caller: the next tick starts from whatever the MjData then hold."""
         return [self._d(i) for i in range(self.num_envs)]
+
+    @property
+    def shared_stepper(self) -> _SharedModelStepper | None:
+        """The source world's shared-model stepper once a tick has made it; None before, or where the worlds'
+        models differ in structure and mujoco.rollout steps them."""
+        return self._shared or None
 
     def physics_state(self) -> np.ndarray:
         """[N, nstate] each world's mjSTATE_FULLPHYSICS state now (time, qpos, qvel, ...), read from the
