@@ -1,9 +1,11 @@
 """PPO throughput against the physics limit of the same worlds, measured in one run.
 
-    python -m dexndm_training.bench [--num-envs 1024] [--steps-per-env 16] [--update-threads 2] [--repeats 5]
+    python -m dexndm_training.bench [--num-envs 1024] [--steps-per-env 16] [--update-threads 2] [--update-bf16]
+                                   [--repeats 5]
 
-The defaults are the configuration recommended for this 2-core machine (docs/TRAINING.md); the per-world
-reset caches are filled first (a long run's steady state; `--cold-cache` measures a run's first minutes).
+The defaults are the configuration recommended for this 2-core machine (docs/TRAINING.md: `dexndm-train ppo
+--num-envs 1024 --steps-per-env 16 --update-threads 2 --update-bf16`); the per-world reset caches are filled
+first (a long run's steady state; `--cold-cache` measures a run's first minutes).
 
 - physics limit: the env's own worlds on `--threads` threads, targets held fixed, `steps-per-env` control
   ticks in one call (no Python between ticks), by `mujoco.rollout` on each world's own model and by the
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--" + f.name.replace("_", "-"), type=int, default=default)
         if f.name in ("actor_hidden", "critic_hidden"):
             p.add_argument("--" + f.name.replace("_", "-"), type=int, nargs="+", default=getattr(defaults, f.name))
-    p.add_argument("--update-bf16", action="store_true", help="the update's matrix products in bfloat16")
+    p.add_argument("--update-bf16", action=argparse.BooleanOptionalAction, default=True,
+                   help="the update's matrix products in bfloat16 (the recommended throughput configuration)")
     p.add_argument("--cold-cache", action="store_true",
                    help="start with empty per-world reset caches (a run's first minutes: resets close on grasps)")
     args = p.parse_args(argv)
@@ -100,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     paired = statistics.median(p / q for p, q in zip(phys_s, ppo_s))  # each pair ran back to back
     print(f"config: {args.num_envs} worlds x {args.steps_per_env} steps, {args.threads} physics threads, "
           f"{args.torch_threads} torch threads, epochs {cfg.num_learning_epochs}, mini-batches {cfg.num_mini_batches}, "
+          f"bf16 update {cfg.update_bf16}, "
           f"actor {cfg.actor_hidden}, critic {cfg.critic_hidden}; medians of {args.repeats}")
     print(f"ppo iteration s: {[round(s, 3) for s in ppo_s]}; physics s: {[round(s, 3) for s in phys_s]}")
     print(f"ppo_steps_per_s={ppo:.0f} physics_steps_per_s={phys:.0f} ratio={paired:.3f}")
