@@ -129,6 +129,8 @@ class DeferredValuePPO(_RslPPO):
     replaces `num_steps_per_env` small ones (about 2 % of an iteration at 1024 worlds); the time-out
     bootstrap (reward + gamma V(s) when an episode hits its step limit) is added once the values are known."""
 
+    _time_outs: torch.Tensor | None = None  # [steps, envs, 1] the rollout's time-out flags
+
     def act(self, obs):
         """rsl_rl's act without the critic: actions, their log-probabilities and the observations."""
         self.transition.hidden_states = (self.actor.get_hidden_state(), self.critic.get_hidden_state())
@@ -140,7 +142,7 @@ class DeferredValuePPO(_RslPPO):
         return self.transition.actions
 
     def process_env_step(self, obs, rewards, dones, extras) -> None:
-        if getattr(self, "_time_outs", None) is None or self._time_outs.shape != self.storage.rewards.shape:
+        if self._time_outs is None or self._time_outs.shape != self.storage.rewards.shape:
             self._time_outs = torch.zeros_like(self.storage.rewards)
         time_outs = extras.get("time_outs")
         self._time_outs[self.storage.step] = 0.0 if time_outs is None else time_outs.to(self.device).view(-1, 1).float()

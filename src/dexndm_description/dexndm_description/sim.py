@@ -10,7 +10,8 @@
 Every array is in motor-ID order and world frame (z up), quaternions x y z w. Each world owns its
 MjModel and MjData (objects, wrists and randomized physics differ per world). In the source world
 (MuJoCo position actuators: the PD law lives inside the physics) a control tick of every world is one
-`mujoco.rollout` call, in C on `threads` threads with no Python between physics steps; the target
+call in C on `threads` threads with no Python between physics steps (a `mujoco.batch` of one shared model
+with per-world fields, or `mujoco.rollout` where the worlds' models differ in structure); the target
 world's servo law runs vectorized in Python between physics steps and a thread pool does the physics
 (`mujoco.mj_step` releases the GIL). Each world draws from its own random stream spawned from `seed`,
 so a world's trajectory does not depend on the others or on the number of threads.
@@ -89,7 +90,6 @@ class _SharedModelStepper:
         self.batch = mj_batch.Batch(m0, len(models), nthread=max(1, threads))
         self.expanded = {f: self.batch.expand(f) for f in self.fields}
         self.ctrl, self.xfrc = self.batch.bind("ctrl"), self.batch.bind("xfrc_applied")
-        self.qpos, self.qvel, self.time = self.batch.bind("qpos"), self.batch.bind("qvel"), self.batch.bind("time")
         self.sensordata, self.actuator_force = self.batch.bind("sensordata"), self.batch.bind("actuator_force")
         spec = mujoco.mjtState
         # the FULLPHYSICS columns of an INTEGRATION state row (components are stored in bit order)
@@ -160,8 +160,8 @@ class _SharedModelStepper:
         return seconds
 
     def full_state(self) -> np.ndarray:
-        """[N, nstate] every world's mjSTATE_FULLPHYSICS state."""
-        return self.batch.state[:, self.full_columns]
+        """[N, nstate] every world's mjSTATE_FULLPHYSICS state (a new C-ordered array, as mj_getState needs)."""
+        return np.ascontiguousarray(self.batch.state[:, self.full_columns])
 
 
 class BatchedHandSim:
@@ -497,7 +497,13 @@ class BatchedHandSim:
         """Advance every world by one 50 ms control tick."""
         ids = np.arange(self.num_envs)
         if self.config.actuation == "pd_torque" and self.substep_trace is None:
-            self._rollout_tick()
+            if self._shared is None:
+                shareable = self.num_envs > 1 and _SharedModelStepper.compatible(self.models)
+                self._shared = _SharedModelStepper(self.models, self._threads) if shareable else False
+            if self._shared:
+                self._shared_tick()
+            else:
+                self._rollout_tick()
         elif self.config.actuation == "servo":
             # the servo law needs Python between physics steps: run it once for all worlds, vectorized,
             # and let the pool do only the GIL-free physics
@@ -514,12 +520,6 @@ class BatchedHandSim:
         (rollout does not return it; trajectories match mj_step's to ~1e-10 rad over 40 ticks)."""
         n, substeps, nu = self.num_envs, self.config.substeps, hand.NUM_JOINTS
         m0 = self.models[0]
-        if self._shared is None:
-            compatible = n > 1 and _SharedModelStepper.compatible(self.models)
-            self._shared = _SharedModelStepper(self.models, self._threads) if compatible else False
-        if self._shared:
-            self._shared_tick()
-            return
         if self._rollout is None:
             self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
             self._control_spec = mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_XFRC_APPLIED
@@ -558,9 +558,7 @@ class BatchedHandSim:
         st.load(np.flatnonzero(self._reload), self._datas)
         self._reload[:] = False
         st.tick(self._targets, self._xfrc, self.config.substeps)
-        if self._phys_state is None:
-            self.physics_state()
-        self._phys_state[:] = st.full_state()
+        self._phys_state = st.full_state()
         self._touched[:] = False
         self._stale[:] = True
         self._effort[:] = st.actuator_force[:, self._act_ids]
