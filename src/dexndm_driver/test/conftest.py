@@ -31,8 +31,9 @@ def bus():
 def io(bus):
     # These tests are about packets and registers, not reply timing: a wider reply allowance than the
     # SDK's (16 ms latency, 34 ms timeout) keeps a loaded machine's scheduling out of them. The driver
-    # fixtures keep the SDK's timing (the fault tests rely on replies missing it).
-    sdk_io = SdkIO(bus.port, latency_ms=60.0)
+    # fixtures keep the SDK's timing (the fault tests rely on replies missing it). 60 ms was missed once
+    # (a ping to servo 4, the full suite beside two training runs); a reply is never late by 200 ms.
+    sdk_io = SdkIO(bus.port, latency_ms=200.0)
     sdk_io.open()
     yield sdk_io
     sdk_io.close()
