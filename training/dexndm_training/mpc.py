@@ -40,6 +40,9 @@ class MPCConfig:
     horizon: int = 24  # control ticks planned ahead (1.2 s: a finger has to reach back before it pushes again)
     knot_every: int = 6  # ticks between spline knots of a plan
     sigma: float = 0.8  # noise on the knots (delta units; deltas are clipped to [-1, 1])
+    #: the first knot's noise as a fraction of sigma. Below 1 the executed delta changes little from tick to
+    #: tick (the first knot is the plan's present), so the teacher's labels are smoother to clone.
+    first_knot_noise: float = 1.0
     turn_clip: float = 0.2  # rad per tick counted at most (4 rad/s): no reward for flinging
     tilt_free: float = 0.25  # rad of tilt that costs nothing
     w_tilt: float = 0.1
@@ -122,6 +125,7 @@ class PredictiveSampler:
         cfg = self.cfg
         n, k = self.env.num_envs, cfg.samples
         noise = self.rng.normal(0.0, cfg.sigma, size=(n, k, self.knots, hand.NUM_JOINTS))
+        noise[:, :, 0] *= cfg.first_knot_noise
         noise[:, 0] = 0.0
         return np.clip(self.plan[:, None] + noise, -1.0, 1.0)
 

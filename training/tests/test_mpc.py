@@ -114,6 +114,22 @@ def test_mppi_plans_act_within_the_action_path():
         env.close()
 
 
+def test_a_quiet_first_knot_keeps_every_candidate_on_the_plans_present():
+    """first_knot_noise scales the noise on the plan's first knot only: at 0 every candidate starts where the
+    nominal plan does (so the executed delta moves smoothly), while the later knots still explore."""
+    env = RotationEnv(replace(EASY, num_envs=1))
+    teacher = PredictiveSampler(env, replace(SMALL, first_knot_noise=0.0))
+    try:
+        env.reset()
+        teacher.plan[:] = 0.3
+        knots = teacher._candidates()
+        assert np.allclose(knots[:, :, 0], 0.3)
+        assert np.std(knots[:, 1:, 1:]) > 0.3
+    finally:
+        teacher.close()
+        env.close()
+
+
 def test_servo_worlds_are_refused():
     from dexndm_description.sim import BatchedHandSim
 
