@@ -283,7 +283,9 @@ def _labelled_episodes(result, labels: np.ndarray, object_set: str, min_length: 
 
 def resume_config(out, config: dict, defaults: dict[str, dict]) -> None:
     """Write out/config.json for a new run, or refuse one whose saved config differs from `config` in the
-    sections named by `defaults` (settings added since the run began take those defaults)."""
+    sections named by `defaults` (settings added since the run began take those defaults). The env's reward
+    weights are not compared: labels, shards and curves do not depend on them, and a changed default must
+    not lock a run out."""
     import json
     from pathlib import Path
 
@@ -292,7 +294,12 @@ def resume_config(out, config: dict, defaults: dict[str, dict]) -> None:
         path.write_text(json.dumps(config, indent=1))
         return
     saved = json.loads(path.read_text())
-    plain = lambda d: json.loads(json.dumps(d))  # noqa: E731  (tuples as lists, as saved)
+
+    def plain(d: dict) -> dict:  # tuples as lists, as saved; without the reward weights
+        d = json.loads(json.dumps(d))
+        d.pop("reward", None)
+        return d
+
     if any(plain({**defaults[k], **saved.get(k, {})}) != plain(config[k]) for k in defaults):
         raise ValueError(f"{out} holds a run with another config ({path}); resume with the same settings or "
                          "choose a new --out")

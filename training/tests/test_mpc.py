@@ -168,6 +168,12 @@ def test_collection_writes_shards_and_a_curve_and_resumes(tmp_path, capsys):
     changed = [a if a != "6" else "7" for a in args]
     assert main(changed) == 2  # another config in the same directory is refused with a clear error
     assert "another config" in capsys.readouterr().err
+    # the env's reward weights (a default that changed since the run began) do not refuse a resume
+    saved = json.loads((out / "config.json").read_text())
+    saved["env"]["reward"]["pose"] = 0.123
+    (out / "config.json").write_text(json.dumps(saved))
+    assert main(args) == 0
+    assert [c["round"] for c in json.loads((out / "curve.json").read_text())] == [0, 1, 2]
 
 
 def test_dagger_runs_the_student_and_keeps_the_teachers_labels(tmp_path):
